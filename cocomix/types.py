@@ -1,0 +1,56 @@
+"""Plain-torch types shared by the method modules and the runtime.
+
+Objectives see the student only through ``ConceptLM`` so the loss math never imports fairseq2;
+the fairseq2 model family (``cocomix.models``) implements it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from torch import Tensor
+
+
+@dataclass
+class ModelOutput:
+    """What one forward pass of the student exposes to an objective.
+
+    ``logits[:, t]`` is the distribution over token ``t + 1`` given the inputs up to ``t``, whatever
+    the mixer did in between (for ``interleave`` these are read at the concept slots, paper §2.2).
+    """
+
+    logits: Tensor
+    """(B, T, V) next-token logits, one row per input position."""
+
+    hidden: Tensor | None = None
+    """(B, T, d) residual stream entering block ``insert_layer`` (the concept layer)."""
+
+    concept_logits: Tensor | None = None
+    """(B, T, C) concept-prediction logits z_t (paper Eq. 3's input), when the model has a head."""
+
+    extras: dict[str, Tensor] = field(default_factory=dict)
+    """Anything else a custom model wants to hand a custom objective."""
+
+
+@runtime_checkable
+class ConceptLM(Protocol):
+    """The student as objectives see it."""
+
+    def forward_lm(self, tokens: Tensor) -> ModelOutput:
+        """Run the full model on ``tokens`` (B, T) of full-length windows (no padding)."""
+        ...
+
+
+@dataclass
+class LossOutput:
+    """An objective's result for one micro-batch; the trainer does backward and stepping."""
+
+    loss: Tensor
+    """Scalar to differentiate: the mean over ``num_targets`` predicted tokens."""
+
+    num_targets: int
+    """Number of next-token targets the mean was taken over."""
+
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+    """Detached scalars to log, e.g. ``loss_lm``, ``loss_concept``, ``concept_acc``."""
