@@ -1,0 +1,1 @@
+"""Concepts: TopK SAE, attribution and the registered concept sources (plain torch)."""

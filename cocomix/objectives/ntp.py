@@ -1,0 +1,31 @@
+"""Next-token prediction: the baseline objective (paper §2.1, Table 1 "NTP")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from cocomix.objectives.base import Objective, ObjectiveContext, next_token_loss
+from cocomix.registry import OBJECTIVES
+from cocomix.types import ConceptLM, LossOutput
+
+
+@dataclass
+class NtpConfig:
+    """NTP has no options: the loss is the mean shifted cross-entropy."""
+
+
+@OBJECTIVES.register("ntp", NtpConfig)
+class NextTokenPrediction(Objective):
+    metric_names = ("loss_lm",)
+
+    def __init__(self, config: NtpConfig, context: ObjectiveContext | None = None) -> None:
+        super().__init__()
+        self.config = config
+
+    def compute(self, model: ConceptLM, tokens: Tensor) -> LossOutput:
+        inputs, targets = tokens[:, :-1], tokens[:, 1:]
+        out = model.forward_lm(inputs)
+        loss = next_token_loss(out.logits, targets)
+        return LossOutput(loss=loss, num_targets=targets.numel(), metrics={"loss_lm": loss.detach()})

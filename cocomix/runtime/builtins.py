@@ -1,0 +1,19 @@
+"""Import every built-in component so the registries are complete before a recipe is read."""
+
+from __future__ import annotations
+
+import importlib
+
+BUILTIN_MODULES: tuple[str, ...] = (
+    "cocomix.models.archs",
+    "cocomix.mixers",
+    "cocomix.objectives.ntp",
+    "cocomix.concepts.none",
+    "cocomix.data.corpora",
+    "cocomix.data.tokenizers",
+)
+
+
+def load_builtins() -> None:
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)

@@ -1,0 +1,213 @@
+"""Compose a recipe YAML with Hydra's Compose API: one config authority, typed, loud on typos.
+
+Order of precedence (later wins): ``base.yaml`` < the recipe file < the preset overlay
+(``recipes/preset/<name>.yaml``) < command-line overrides. The preset is applied as overrides so a
+recipe states only its delta from base and still runs tiny on a CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from cocomix.registry import ALL_REGISTRIES, CocomixError, import_plugins
+from cocomix.runtime.schema import GROUP_KEYS, RecipeSchema
+
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+PRESET_DIR = "preset"
+NOT_RECIPES = ("base.yaml",)
+
+
+@dataclass
+class ComposedRecipe:
+    """A recipe after composition: the typed config plus what chose it."""
+
+    name: str
+    """Recipe path relative to the recipes folder, without `.yaml` (e.g. `pretrain/ntp`)."""
+    cfg: DictConfig
+    choices: dict[str, str]
+    """Registry name chosen for each group key (model, data, objective, ...)."""
+    overrides: list[str]
+    """The overrides composed on top of the recipe (preset first, then the user's)."""
+    preset: str
+
+    def resolved(self) -> dict[str, Any]:
+        """Plain dict of the resolved config; each group node carries its registry `name`."""
+        data = OmegaConf.to_container(self.cfg, resolve=True)
+        assert isinstance(data, dict)
+        for key in GROUP_KEYS:
+            data[key] = {"name": self.choices[key], **(data.get(key) or {})}
+        data["preset"] = self.preset
+        return data
+
+    def group(self, key: str) -> tuple[str, Any]:
+        """(registry name, typed options object) of one group key."""
+        node = self.cfg[key]
+        obj = OmegaConf.to_object(node) if isinstance(node, DictConfig) else node
+        return self.choices[key], obj
+
+
+def recipe_file(name: str) -> Path:
+    name = name.removesuffix(".yaml")
+    path = RECIPES_DIR / f"{name}.yaml"
+    if name.split("/")[0] == PRESET_DIR or f"{name}.yaml" in NOT_RECIPES or not path.is_file():
+        known = ", ".join(r for r, _ in list_recipes())
+        raise CocomixError(f"unknown recipe {name!r}; known recipes: {known}")
+    return path
+
+
+def list_recipes() -> list[tuple[str, str]]:
+    """(recipe name, one-line purpose from its header comment) for every recipe file."""
+    out = []
+    for path in sorted(RECIPES_DIR.rglob("*.yaml")):
+        rel = path.relative_to(RECIPES_DIR)
+        if rel.parts[0] == PRESET_DIR or str(rel) in NOT_RECIPES:
+            continue
+        out.append((str(rel.with_suffix("")), recipe_purpose(path)))
+    return out
+
+
+def recipe_purpose(path: Path) -> str:
+    """First line of the header comment that is not a Hydra directive."""
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        text = line.lstrip("#").strip()
+        if text and not text.startswith("@package"):
+            return text
+    return ""
+
+
+def register_groups() -> None:
+    """Expose each registry as a Hydra config group: option name = registered name."""
+    store = ConfigStore.instance()
+    store.store(name="cocomix_schema", node=RecipeSchema)
+    for registry in ALL_REGISTRIES:
+        for entry in registry:
+            store.store(group=registry.key, name=entry.name, node=entry.default_config())
+
+
+def _override_key(override: str) -> str:
+    return override.lstrip("+~").split("=", 1)[0].split("@", 1)[0]
+
+
+def _plugins_from(path: Path, overrides: list[str]) -> list[str]:
+    """Plugins must be imported before composition, so read them from the raw files."""
+    plugins: list[str] = []
+    for file in (RECIPES_DIR / "base.yaml", path):
+        data = yaml.safe_load(file.read_text()) or {}
+        plugins = list(data.get("plugins", plugins) or [])
+    for override in overrides:
+        if _override_key(override) == "plugins":
+            value = yaml.safe_load(override.split("=", 1)[1])
+            plugins = list(value or [])
+    return plugins
+
+
+def _preset_overrides(preset: str) -> list[str]:
+    path = RECIPES_DIR / PRESET_DIR / f"{preset}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (RECIPES_DIR / PRESET_DIR).glob("*.yaml"))
+        raise CocomixError(f"unknown preset {preset!r}; known: {', '.join(known)}")
+    data = yaml.safe_load(path.read_text()) or {}
+    return [str(o) for o in data.get("overrides", [])]
+
+
+def default_preset() -> str:
+    import torch
+
+    return "paper" if torch.cuda.is_available() else "tiny"
+
+
+def _applies(override: str, cfg: DictConfig) -> bool:
+    """Whether a preset override names a key of this composed config (presets are shared by
+    recipes whose components differ, e.g. `objective.lam` only exists for concept objectives)."""
+    key = _override_key(override)
+    if key in GROUP_KEYS:
+        return True
+    return OmegaConf.select(cfg, key, default="__missing__") != "__missing__"
+
+
+def _compose(path: Path, name: str, overrides: list[str]) -> tuple[DictConfig, dict[str, str]]:
+    with initialize_config_dir(str(RECIPES_DIR), version_base="1.3", job_name="cocomix"):
+        try:
+            cfg = compose(name, overrides=overrides, return_hydra_config=True)
+        except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException) as err:
+            raise CocomixError(_one_line(err, overrides)) from None
+    choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if k in GROUP_KEYS}
+    with open_dict(cfg):
+        del cfg["hydra"]
+    missing = [k for k in GROUP_KEYS if k not in choices]
+    if missing:
+        raise CocomixError(f"recipe {name!r} selects no {missing[0]}; base.yaml must default it")
+    return cfg, choices
+
+
+def _one_line(err: Exception, overrides: list[str]) -> str:
+    """Hydra's messages span lines and talk about its internals; say what to fix instead."""
+    text = str(err)
+    found = re.search(r"Could not find '([^']+)/([^']+)'", text)
+    if found:
+        group, option = found.groups()
+        options = re.findall(r"^\t(\S+)$", text, flags=re.M)
+        return f"unknown {group} {option!r}; known: {', '.join(options)}"
+    found = re.search(r"Could not override '([^']+)'", text) or re.search(
+        r"Could not append to config\. An item is already at '([^']+)'", text
+    )
+    if found:
+        key = found.group(1)
+        return f"unknown key {key!r} (from override `{_find(overrides, key)}`); check its spelling"
+    found = re.search(r"Error merging override (\S+)", text)
+    if found:
+        cause = str(err.__cause__ or "").splitlines()
+        return f"bad override `{found.group(1)}`: {cause[0] if cause else text.splitlines()[0]}"
+    first = text.splitlines()[0] if text else type(err).__name__
+    return f"recipe composition failed: {first}"
+
+
+def _find(overrides: list[str], key: str) -> str:
+    return next((o for o in overrides if _override_key(o) == key), key)
+
+
+def compose_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> ComposedRecipe:
+    """Compose ``recipes/<name>.yaml`` with the preset overlay and the user's overrides."""
+    name = name.removesuffix(".yaml")
+    path = recipe_file(name)
+    user = list(overrides)
+    import_plugins(_plugins_from(path, user))
+    register_groups()
+
+    preset_override = [o for o in user if _override_key(o) == "preset"]
+    user = [o for o in user if _override_key(o) != "preset"]
+    first, _ = _compose(path, name, user)
+    preset = preset_override[-1].split("=", 1)[1] if preset_override else first.preset
+    if preset == "auto":
+        preset = default_preset()
+    user_keys = {_override_key(o) for o in user}
+    overlay = [
+        o for o in _preset_overrides(preset) if _override_key(o) not in user_keys and _applies(o, first)
+    ]
+    effective = overlay + user + [f"preset={preset}"]
+    cfg, choices = _compose(path, name, effective)
+    return ComposedRecipe(name=name, cfg=cfg, choices=choices, overrides=effective, preset=preset)
+
+
+def config_to_dataclass(obj: Any) -> dict[str, Any]:
+    """Dataclass (or DictConfig) -> plain dict, for hashing and printing."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, DictConfig):
+        out = OmegaConf.to_container(obj, resolve=True)
+        assert isinstance(out, dict)
+        return out  # type: ignore[return-value]
+    raise TypeError(f"cannot convert {type(obj)} to a dict")

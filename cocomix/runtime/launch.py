@@ -1,0 +1,114 @@
+"""Run a recipe: compose, expand arms x seeds, build artifacts, train each run with fairseq2."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+import torch
+import yaml
+
+from cocomix.registry import ALL_REGISTRIES, CocomixError
+from cocomix.runtime.builtins import load_builtins
+from cocomix.runtime.compose import ComposedRecipe, compose_recipe, list_recipes
+from cocomix.runtime.rundir import RunDir
+
+MAIN_ARM = "main"
+
+
+@dataclass
+class PlannedRun:
+    arm: str
+    seed: int
+    composed: ComposedRecipe
+
+
+def plan_runs(recipe: str, overrides: list[str]) -> list[PlannedRun]:
+    """One composed config per (arm, seed). A recipe without `arms` has the single arm `main`."""
+    load_builtins()
+    top = compose_recipe(recipe, overrides)
+    arms: dict[str, list[str]] = {k: list(v) for k, v in top.cfg.arms.items()} or {MAIN_ARM: []}
+    user_seed = any(o.split("=", 1)[0] == "seed" for o in overrides)
+    seeds = [int(top.cfg.seed)] if user_seed or not top.cfg.seeds else [int(s) for s in top.cfg.seeds]
+    plans = []
+    for arm, arm_overrides in arms.items():
+        for seed in seeds:
+            # The user's overrides come last so they win over an arm's choices too.
+            composed = compose_recipe(recipe, arm_overrides + overrides + [f"seed={seed}"])
+            plans.append(PlannedRun(arm, seed, composed))
+    return plans
+
+
+def parameter_counts(composed: ComposedRecipe, vocab_size: int | None = None) -> tuple[int, int]:
+    """(total, active) parameters, counted on the meta device (nothing is allocated)."""
+    from cocomix.models import CocoLMConfig, count_parameters, create_cocomix_lm
+    from cocomix.runtime.recipe import model_overrides
+
+    _, model_cfg = composed.group("model")
+    if vocab_size is None:
+        _, tok_cfg = composed.group("tokenizer")
+        vocab_size = int(getattr(tok_cfg, "vocab_size", model_cfg.vocab_size))
+    config = CocoLMConfig(**model_overrides(composed, vocab_size))
+    model = create_cocomix_lm(config, device=torch.device("meta"))
+    return count_parameters(model)
+
+
+def dry_run(recipe: str, overrides: list[str]) -> str:
+    """The resolved config of every planned run and its parameter counts; trains nothing."""
+    from cocomix.runtime.recipe import check_schedule
+
+    lines = []
+    for plan in plan_runs(recipe, overrides):
+        check_schedule(plan.composed.cfg)
+        total, active = parameter_counts(plan.composed)
+        lines.append(f"# run: {recipe}/{plan.arm}/seed{plan.seed}")
+        lines.append(yaml.safe_dump(plan.composed.resolved(), sort_keys=False).rstrip())
+        lines.append(f"parameters: total={total} active={active}")
+    return "\n".join(lines)
+
+
+def run_recipe(recipe: str, overrides: list[str], runs_dir: Path) -> list[RunDir]:
+    """Train every (arm, seed) of a recipe; finished runs are skipped, interrupted ones resume."""
+    from cocomix.runtime.artifacts import artifact_dir, prepare_data
+    from cocomix.runtime.recipe import CocomixRecipe, check_schedule, run_fairseq2, to_fairseq2_config
+
+    plans = plan_runs(recipe, overrides)
+    for plan in plans:  # fail on any bad arm before spending time on the first
+        check_schedule(plan.composed.cfg)
+    done = []
+    for plan in plans:
+        run_dir = RunDir.of(runs_dir, recipe, plan.arm, plan.seed)
+        resolved = plan.composed.resolved()
+        resuming = run_dir.prepare(resolved)
+        target = int(plan.composed.cfg.stop_at or plan.composed.cfg.steps)
+        last = run_dir.last_checkpoint_step()
+        if last is not None and last >= target:
+            print(f"[{plan.arm}/seed{plan.seed}] already at step {last}; nothing to do")
+            done.append(run_dir)
+            continue
+        if resuming:
+            print(f"[{plan.arm}/seed{plan.seed}] resuming from step {last} in {run_dir.path}")
+        data = prepare_data(plan.composed, artifact_dir(runs_dir))
+        config = to_fairseq2_config(plan.composed, data.tokenizer.vocab_size)
+        start = time.perf_counter()
+        run_fairseq2(CocomixRecipe(plan.composed, data), config, run_dir.path)
+        print(
+            f"[{plan.arm}/seed{plan.seed}] finished at step {target} in "
+            f"{time.perf_counter() - start:.0f}s: {run_dir.path}"
+        )
+        done.append(run_dir)
+    return done
+
+
+def listing() -> str:
+    load_builtins()
+    recipes = list_recipes()
+    width = max((len(name) for name, _ in recipes), default=0)
+    lines = ["recipes:"] + [f"  {name:<{width}}  {purpose}" for name, purpose in recipes]
+    lines.append("registries:")
+    for registry in ALL_REGISTRIES:
+        lines.append(f"  {registry.key:<10} ({registry.kind}): {', '.join(registry.names())}")
+    return "\n".join(lines)
+
+
+__all__ = ["CocomixError", "dry_run", "listing", "plan_runs", "run_recipe"]

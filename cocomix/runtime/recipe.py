@@ -1,0 +1,264 @@
+"""The one fairseq2 recipe every cocomix run goes through.
+
+`to_fairseq2_config` converts a composed Hydra recipe into fairseq2's recipe config once (model,
+trainer, optimizer, LR schedule, regime, common sections); `CocomixRecipe` registers the
+`cocomix_lm` model family, our TensorBoard recorder, and builds the data readers, the objective
+and the train/validation units for fairseq2's `Trainer`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from fairseq2.metrics.recorders import MetricRecorder
+from fairseq2.recipe import Recipe, RecipeContext
+from fairseq2.recipe.config import (
+    ActivationCheckpointingConfig,
+    AdamWConfig,
+    CommonSection,
+    CosineAnnealingLRConfig,
+    GangSection,
+    GradAccumulationConfig,
+    LRSchedulerSection,
+    MixedPrecisionConfig,
+    ModelSection,
+    OptimizerSection,
+    RegimeSection,
+    TrainerSection,
+)
+from fairseq2.runtime.dependency import DependencyContainer, DependencyResolver
+from fairseq2.task import Task
+
+from cocomix.data.pipeline import make_reader, train_pipeline, valid_pipeline
+from cocomix.models import CocoMixLM, register_cocomix_lm
+from cocomix.objectives.base import Objective, ObjectiveContext
+from cocomix.registry import OBJECTIVES, CocomixError
+from cocomix.runtime.artifacts import DataArtifacts
+from cocomix.runtime.compose import ComposedRecipe
+from cocomix.runtime.recorder import ProjectTensorBoardRecorder
+from cocomix.runtime.units import ObjectiveTrainUnit, ValidationUnit
+
+FAMILY = "cocomix_lm"
+
+
+@dataclass(kw_only=True)
+class CocomixFs2Config:
+    """fairseq2's view of a run: its standard sections plus our resolved config for reference."""
+
+    model: ModelSection
+    gang: GangSection = field(default_factory=GangSection)
+    trainer: TrainerSection = field(default_factory=TrainerSection)
+    optimizer: OptimizerSection = field(default_factory=OptimizerSection)
+    lr_scheduler: LRSchedulerSection = field(default_factory=LRSchedulerSection)
+    regime: RegimeSection = field(default_factory=RegimeSection)
+    common: CommonSection = field(default_factory=CommonSection)
+
+
+def _mixed_precision(mode: str) -> MixedPrecisionConfig:
+    if mode == "auto":
+        mode = "bf16" if torch.cuda.is_available() else "off"
+    if mode == "off":
+        return MixedPrecisionConfig(mode="off")
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
+    if mode not in dtypes:
+        raise CocomixError(f"train.mixed_precision={mode!r}; choose off, bf16, fp16 or auto")
+    return MixedPrecisionConfig(mode="static", dtype=dtypes[mode])
+
+
+def model_overrides(composed: ComposedRecipe, vocab_size: int) -> dict[str, Any]:
+    """The arch's options as composed, plus what the run decides (vocabulary, mixer)."""
+    _, model_cfg = composed.group("model")
+    overrides = dict(vars(model_cfg))
+    overrides["vocab_size"] = vocab_size
+    overrides["mixer"] = composed.choices["mixer"]
+    seq_len = int(composed.cfg.train.seq_len)
+    if overrides.get("max_seq_len", 0) < seq_len:
+        raise CocomixError(
+            f"train.seq_len={seq_len} exceeds model.max_seq_len={overrides.get('max_seq_len')}; "
+            f"lower train.seq_len or raise model.max_seq_len"
+        )
+    return overrides
+
+
+def check_schedule(cfg: Any) -> None:
+    steps, stop_at = int(cfg.steps), cfg.stop_at
+    if steps <= 0:
+        raise CocomixError(f"steps={steps}; it must be a positive number of optimizer steps")
+    if stop_at is not None and not 0 < stop_at <= steps:
+        raise CocomixError(f"stop_at={stop_at} must be in 1..steps ({steps})")
+    if cfg.train.warmup_steps >= steps:
+        raise CocomixError(
+            f"train.warmup_steps={cfg.train.warmup_steps} must be below steps={steps}"
+        )
+    for key in ("checkpoint_every", "validate_every"):
+        if int(cfg[key]) % int(cfg.log_every) != 0:
+            raise CocomixError(
+                f"{key}={cfg[key]} must be a multiple of log_every={cfg.log_every} "
+                f"(fairseq2 publishes metrics on those steps)"
+            )
+
+
+def to_fairseq2_config(composed: ComposedRecipe, vocab_size: int) -> CocomixFs2Config:
+    cfg = composed.cfg
+    check_schedule(cfg)
+    train = cfg.train
+    steps = int(cfg.steps)
+    common = CommonSection(seed=int(cfg.seed), no_sweep_dir=True)
+    # Our recorder writes TensorBoard with the project's tag names (cocomix.runtime.recorder).
+    common.metric_recorders.tensorboard.enabled = False
+    return CocomixFs2Config(
+        model=ModelSection(
+            family=FAMILY,
+            arch=composed.choices["model"],
+            config_overrides=model_overrides(composed, vocab_size),
+            compile=bool(train.compile),
+        ),
+        trainer=TrainerSection(
+            data_parallelism=str(train.data_parallel),
+            mixed_precision=_mixed_precision(str(train.mixed_precision)),
+            grad_accumulation=GradAccumulationConfig(num_batches=int(train.grad_accum)),
+            activation_checkpointing=ActivationCheckpointingConfig(
+                mode="layerwise" if train.activation_checkpointing else "off"
+            ),
+            max_grad_norm=float(train.max_grad_norm),
+        ),
+        optimizer=OptimizerSection(
+            name="adamw",
+            config=AdamWConfig(
+                lr=float(train.lr),
+                betas=(float(train.beta1), float(train.beta2)),
+                eps=float(train.eps),
+                weight_decay=float(train.weight_decay),
+            ),
+        ),
+        lr_scheduler=LRSchedulerSection(
+            name="cosine_annealing",
+            # The cycle is fixed by `steps`, so `stop_at` shortens the run, not the schedule.
+            config=CosineAnnealingLRConfig(
+                cycle_len=steps - int(train.warmup_steps),
+                num_warmup_steps=int(train.warmup_steps),
+                final_lr_scale=float(train.min_lr_ratio),
+            ),
+        ),
+        regime=RegimeSection(
+            num_steps=int(cfg.stop_at or steps),
+            checkpoint_every_n_steps=int(cfg.checkpoint_every),
+            validate_every_n_steps=int(cfg.validate_every),
+            publish_metrics_every_n_steps=int(cfg.log_every),
+            keep_last_n_checkpoints=int(cfg.keep_last_checkpoints),
+        ),
+        common=common,
+    )
+
+
+class _ConfigDumper:
+    """Writes fairseq2's view to `fairseq2_config.yaml`; `config.yaml` is the user's recipe."""
+
+    def __init__(self, resolver: DependencyResolver) -> None:
+        from fairseq2.utils.structured import ValueConverter
+
+        self._resolver = resolver
+        self._converter = resolver.resolve(ValueConverter)
+
+    def dump(self) -> None:
+        from fairseq2.recipe.internal.config import _RecipeConfigHolder
+        from fairseq2.world_info import WorldInfo
+
+        if self._resolver.resolve(WorldInfo).rank != 0:
+            return
+        config = self._resolver.resolve(_RecipeConfigHolder).config
+        data = self._converter.unstructure(config)
+        path = self._resolver.resolve(Path) / "fairseq2_config.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+class CocomixRecipe(Recipe):
+    def __init__(self, composed: ComposedRecipe, data: DataArtifacts) -> None:
+        self._composed = composed
+        self._data = data
+
+    @property
+    def config_kls(self) -> type[object]:
+        return CocomixFs2Config
+
+    def register(self, container: DependencyContainer) -> None:
+        from fairseq2.recipe.run import _RecipeConfigDumper
+
+        register_cocomix_lm(container)
+        config_text = yaml.safe_dump(self._composed.resolved(), sort_keys=False)
+
+        def tb_recorder(resolver: DependencyResolver) -> MetricRecorder:
+            return ProjectTensorBoardRecorder(resolver.resolve(Path), config_text)
+
+        container.collection.register(MetricRecorder, tb_recorder)
+        container.register(_RecipeConfigDumper, _ConfigDumper)  # type: ignore[arg-type]
+
+    def create_task(self, context: RecipeContext) -> Task:
+        cfg = self._composed.cfg
+        gangs = context.gangs
+        config = context.get_config_as(CocomixFs2Config)
+        # Built outside fairseq2's CLI loader, these stay dicts unless structured (stack.md).
+        config.optimizer.structure(context.resolver)
+        config.lr_scheduler.structure(context.resolver)
+
+        model = context.get_data_parallel_model()
+        objective = self._build_objective(context)
+        accumulate = int(cfg.train.grad_accum)
+        train_reader = make_reader(
+            train_pipeline(
+                self._data.train,
+                seq_len=int(cfg.train.seq_len),
+                micro_batch_size=int(cfg.train.micro_batch_size),
+                num_accumulate=accumulate,
+                seed=int(cfg.seed),
+                rank=gangs.dp.rank,
+                world_size=gangs.dp.size,
+            ),
+            gangs,
+            num_accumulate=accumulate,
+        )
+        valid_reader = make_reader(
+            valid_pipeline(
+                self._data.valid,
+                seq_len=int(cfg.train.seq_len),
+                batch_size=int(cfg.valid.batch_size),
+                max_batches=int(cfg.valid.max_batches),
+                rank=gangs.dp.rank,
+                world_size=gangs.dp.size,
+            ),
+            gangs,
+            num_accumulate=1,
+        )
+        return context.create_trainer(
+            ObjectiveTrainUnit(model, objective),
+            train_reader,
+            [ValidationUnit(model)],
+            [valid_reader],
+        )
+
+    def _build_objective(self, context: RecipeContext) -> Objective:
+        name, options = self._composed.group("objective")
+        student = context.get_model_as(CocoMixLM)
+        objective_context = ObjectiveContext(
+            device=torch.device(str(context.device)),
+            artifacts={"student": student, "data": self._data},
+        )
+        objective = OBJECTIVES.build(name, options, objective_context)
+        if not isinstance(objective, Objective):
+            raise CocomixError(
+                f"objective {name!r} built a {type(objective).__name__}; objectives must subclass "
+                f"cocomix.objectives.Objective"
+            )
+        return objective.to(torch.device(str(context.device)))
+
+
+def run_fairseq2(recipe: CocomixRecipe, config: CocomixFs2Config, output_dir: Path) -> None:
+    from fairseq2.recipe import run
+
+    run(recipe, config, output_dir, no_progress=not sys.stderr.isatty())

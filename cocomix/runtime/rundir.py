@@ -1,0 +1,141 @@
+"""Run folders: `<runs>/<recipe>/<arm>/seed<k>/`, self-describing and resumable.
+
+A folder holds the resolved `config.yaml`, `env.json` (versions, git revision), TensorBoard events
+under `tb/`, fairseq2's JSONL metrics under `metrics/`, logs and `checkpoints/`. Running the same
+command again resumes; running a different config into a folder that has one is refused, so a
+resumed run is always the same experiment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cocomix.registry import CocomixError
+from cocomix.runtime.schema import RESUME_NEUTRAL_KEYS
+
+CONFIG_FILE = "config.yaml"
+ENV_FILE = "env.json"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+    recipe: str
+    arm: str
+    seed: int
+
+    @classmethod
+    def of(cls, runs_dir: Path, recipe: str, arm: str, seed: int) -> RunDir:
+        return cls(runs_dir / recipe / arm / f"seed{seed}", recipe, arm, seed)
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    def last_checkpoint_step(self) -> int | None:
+        """Highest step with a complete checkpoint (fairseq2 writes `step_N` only when done)."""
+        steps = [
+            int(p.name.removeprefix("step_"))
+            for p in self.checkpoint_dir.glob("step_*")
+            if p.name.removeprefix("step_").isdigit()
+        ]
+        return max(steps, default=None)
+
+    def prepare(self, resolved: dict[str, Any]) -> bool:
+        """Create the folder or check it holds the same experiment. Returns True on resume."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CocomixError(
+                f"cannot create run folder {self.path}: {err.strerror}; pass a writable --runs-dir"
+            ) from None
+        if not os.access(self.path, os.W_OK):
+            raise CocomixError(f"run folder {self.path} is not writable; pass a writable --runs-dir")
+        if self.config_file.exists():
+            previous = yaml.safe_load(self.config_file.read_text()) or {}
+            diff = config_diff(_comparable(previous), _comparable(resolved))
+            if diff:
+                shown = "; ".join(diff[:5]) + ("; ..." if len(diff) > 5 else "")
+                raise CocomixError(
+                    f"{self.path} holds a run with a different config ({shown}); "
+                    f"to start fresh, delete that folder or pass another --runs-dir"
+                )
+        _atomic_write(self.config_file, yaml.safe_dump(resolved, sort_keys=False))
+        _atomic_write(self.path / ENV_FILE, json.dumps(environment(), indent=2) + "\n")
+        return self.last_checkpoint_step() is not None
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in RESUME_NEUTRAL_KEYS}
+
+
+def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Human-readable differences `key: old -> new` between two nested configs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in list(old) + [k for k in new if k not in old]:
+            out += config_diff(old.get(key, "<unset>"), new.get(key, "<unset>"), f"{prefix}{key}.")
+        return out
+    if old != new:
+        return [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+    return []
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def git_revision() -> str | None:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def environment() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for package in ("torch", "fairseq2", "fairseq2n", "hydra-core", "datasets", "sentencepiece"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    import torch
+
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": versions,
+        "git": git_revision(),
+        "cuda": torch.version.cuda,
+        "devices": torch.cuda.device_count(),
+        "argv": sys.argv,
+    }

@@ -1,0 +1,88 @@
+"""The typed schema every recipe is composed against.
+
+Hydra validates the composed YAML against these dataclasses, so a misspelt key or a value of the
+wrong type fails at compose time. Components chosen from a registry (``model=``, ``data=``,
+``objective=`` ...) are Hydra config groups whose options are generated from the registries
+(``cocomix.runtime.compose``), so each accepts exactly the registered names and types its options
+with the component's own config dataclass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+
+@dataclass
+class TrainSchema:
+    """Optimisation; defaults are the paper's 69M setting (paper brief §3)."""
+
+    seq_len: int = 1024
+    micro_batch_size: int = 8
+    """Sequences per rank per forward pass; the global batch is this x world size x grad_accum."""
+    grad_accum: int = 64
+    lr: float = 6e-4
+    min_lr_ratio: float = 0.1
+    """Cosine decay ends at lr x min_lr_ratio (the paper's `cosine_with_min_lr`, 10%)."""
+    warmup_steps: int = 130
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    weight_decay: float = 0.1
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "auto"
+    """off | bf16 | fp16 | auto (bf16 on CUDA, off on CPU, where bf16 is ~20x slower)."""
+    data_parallel: str = "ddp"
+    """ddp | fsdp."""
+    activation_checkpointing: bool = False
+    compile: bool = False
+
+
+@dataclass
+class ValidSchema:
+    batch_size: int = 8
+    max_batches: int = 100
+    """Validation batches per rank (0 = the whole held-out split)."""
+
+
+@dataclass
+class RecipeSchema:
+    """Top-level keys of every recipe (``recipes/base.yaml`` fills them)."""
+
+    description: str = ""
+    seed: int = 22
+    steps: int = 40_000
+    """Optimizer steps; also the length of the learning-rate schedule."""
+    stop_at: Optional[int] = None
+    """Stop after this step with a checkpoint, keeping the schedule of `steps`."""
+    checkpoint_every: int = 1000
+    validate_every: int = 1000
+    log_every: int = 10
+    keep_last_checkpoints: int = 2
+    preset: str = "auto"
+    """tiny | paper | auto (tiny on a machine without a GPU). Applied before command-line overrides."""
+    plugins: list[str] = field(default_factory=list)
+    """Modules imported before the registries are read (third-party components)."""
+    device: str = "auto"
+    train: TrainSchema = field(default_factory=TrainSchema)
+    valid: ValidSchema = field(default_factory=ValidSchema)
+    # Registry-backed groups; their option names and types come from the registries.
+    model: Any = MISSING
+    data: Any = MISSING
+    tokenizer: Any = MISSING
+    objective: Any = MISSING
+    mixer: Any = MISSING
+    concepts: Any = MISSING
+    arms: dict[str, list[str]] = field(default_factory=dict)
+    """Ablation arms: arm name -> overrides for that arm (empty: one arm called `main`)."""
+    seeds: list[int] = field(default_factory=list)
+    """Seeds to run each arm with (empty: just `seed`)."""
+
+
+# Top-level keys that select a registry entry, in the order they are listed.
+GROUP_KEYS: tuple[str, ...] = ("model", "data", "tokenizer", "objective", "mixer", "concepts")
+
+# Keys a run may change without being a different experiment (resume with or without them).
+RESUME_NEUTRAL_KEYS: tuple[str, ...] = ("stop_at",)

@@ -1,0 +1,89 @@
+"""fairseq2 train/eval units that delegate the loss to a registered objective."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import MutableMapping
+
+import torch
+from torch import Tensor, nn
+
+from fairseq2.datasets import SequenceBatch
+from fairseq2.metrics import MetricBag
+from fairseq2.metrics.aggregation import Mean, Sum
+from fairseq2.recipe import EvalUnit, TrainUnit
+
+from cocomix.objectives.base import Objective
+from cocomix.types import ModelOutput
+
+
+class DataParallelLM:
+    """The student as an objective sees it, called through the data-parallel wrapper.
+
+    DDP and FSDP hook the wrapper's ``__call__``; calling a plain method of the inner module would
+    skip gradient synchronisation or parameter gathering, so ``forward_lm`` goes through it.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        self._module = module
+
+    def forward_lm(self, tokens: Tensor) -> ModelOutput:
+        out = self._module(tokens, None, lm_output=True)
+        assert isinstance(out, ModelOutput)
+        return out
+
+
+def _add_sums(bag: MetricBag) -> None:
+    bag.add("num_elements", Sum())
+    bag.add("total_num_elements", Sum())
+
+
+class ObjectiveTrainUnit(TrainUnit[SequenceBatch]):
+    def __init__(self, model: nn.Module, objective: Objective) -> None:
+        self._lm = DataParallelLM(model)
+        self._objective = objective
+
+    def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
+        metric_bag.add("loss", Mean())
+        for name in self._objective.metric_names:
+            metric_bag.add(name, Mean())
+        _add_sums(metric_bag)
+
+    def process_batch(self, batch: SequenceBatch, metric_bag: MetricBag) -> tuple[Tensor, None]:
+        out = self._objective.compute(self._lm, batch.seqs)
+        with torch.no_grad():
+            n = out.num_targets
+            metric_bag.get("loss", Mean).update(out.loss.detach(), weight=n)
+            for name, value in out.metrics.items():
+                metric_bag.get(name, Mean).update(value.detach(), weight=n)
+            metric_bag.get("num_elements", Sum).update(torch.tensor(n))
+            metric_bag.get("total_num_elements", Sum).update(torch.tensor(n))
+        # A mean over equal-sized micro-batches: the trainer divides by the accumulation count.
+        return out.loss, None
+
+
+class ValidationUnit(EvalUnit[SequenceBatch]):
+    """Held-out next-token loss and perplexity of the student as it is used at inference."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self._lm = DataParallelLM(model)
+
+    def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
+        metric_bag.add("loss", Mean())
+        metric_bag.add("num_tokens", Sum())
+
+    @torch.no_grad()
+    def process_batch(self, batch: SequenceBatch, metric_bag: MetricBag) -> None:
+        tokens = batch.seqs
+        out = self._lm.forward_lm(tokens[:, :-1])
+        targets = tokens[:, 1:]
+        loss = nn.functional.cross_entropy(out.logits.float().flatten(0, 1), targets.flatten())
+        metric_bag.get("loss", Mean).update(loss, weight=targets.numel())
+        metric_bag.get("num_tokens", Sum).update(torch.tensor(targets.numel()))
+
+    def process_metric_values(self, values: MutableMapping[str, object]) -> None:
+        loss = values.get("loss")
+        if isinstance(loss, Tensor):
+            loss = loss.item()
+        if isinstance(loss, float):
+            values["ppl"] = math.exp(min(loss, 50.0))

@@ -1,0 +1,1 @@
+"""Recipe files (Hydra YAML) and their runner: `python -m recipes.run RECIPE [overrides]`."""

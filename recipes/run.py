@@ -1,0 +1,61 @@
+"""`python -m recipes.run RECIPE [--dry-run] [--runs-dir DIR] [key=value ...]`.
+
+Examples::
+
+    python -m recipes.run --list
+    python -m recipes.run pretrain/ntp steps=200
+    python -m recipes.run pretrain/ntp stop_at=100      # stops with a checkpoint; rerun to finish
+    python -m recipes.run pretrain/ntp --dry-run model=gpt2_386m_ntp preset=paper
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m recipes.run",
+        description="Compose a recipe (Hydra) and train it with fairseq2.",
+    )
+    parser.add_argument("recipe", nargs="?", help="recipe path under recipes/, e.g. pretrain/ntp")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides key=value (e.g. steps=200)")
+    parser.add_argument("--list", action="store_true", help="list recipes and registries")
+    parser.add_argument("--dry-run", action="store_true", help="print config and parameters only")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="default: ./runs")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+    if not args.list and not args.recipe:
+        parser.error("give a RECIPE (see --list)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    # fairseq2 announces its own deprecations on import; they are not the user's concern.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"fairseq2\..*")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    from cocomix.registry import CocomixError
+    from cocomix.runtime import launch
+
+    try:
+        if args.list:
+            print(launch.listing())
+        elif args.dry_run:
+            print(launch.dry_run(args.recipe, args.overrides))
+        else:
+            launch.run_recipe(args.recipe, args.overrides, args.runs_dir)
+    except CocomixError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
