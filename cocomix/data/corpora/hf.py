@@ -1,0 +1,148 @@
+"""Helpers shared by the corpora that read through HF ``datasets``: offline mode, file formats.
+
+``datasets`` is imported only inside the functions here: importing it costs about two seconds,
+which a run on ``pd_english`` should never pay.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from cocomix.registry import CocomixError
+
+# File name endings -> the HF packaged builder that reads them.
+BUILDERS: dict[str, str] = {
+    ".txt": "text",
+    ".text": "text",
+    ".md": "text",
+    ".json": "json",
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".parquet": "parquet",
+}
+FORMATS = ("auto", "text", "json", "parquet")
+
+
+def builder_for(path: Path, fmt: str = "auto") -> str:
+    """The packaged builder for ``path``: ``fmt`` itself, or chosen from the file's ending."""
+    if fmt not in FORMATS:
+        raise CocomixError(f"data.format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt != "auto":
+        return fmt
+    builder = BUILDERS.get(path.suffix.lower())
+    if builder is None:
+        raise CocomixError(
+            f"cannot tell the format of {path} from its ending; name it with data.format="
+            f"text|json|parquet, or use one of {', '.join(sorted(BUILDERS))}"
+        )
+    return builder
+
+
+def expand_files(paths: list[Path], patterns: list[str] | None = None) -> list[Path]:
+    """Files as given, and the readable files inside folders (recursively, sorted).
+
+    ``patterns`` (globs relative to a folder) narrow what a folder contributes.
+    """
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            if patterns:
+                found = sorted({f for p in patterns for f in path.glob(p) if f.is_file()})
+            else:
+                found = sorted(
+                    f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in BUILDERS
+                )
+            if not found:
+                wanted = ", ".join(patterns) if patterns else ", ".join(sorted(BUILDERS))
+                raise CocomixError(f"{path} holds no data file ({wanted})")
+            out += found
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise CocomixError(f"data file {path} does not exist")
+    return out
+
+
+def check_utf8(path: Path) -> None:
+    """Stream-decode ``path``; a non-UTF-8 file is a clear error, not a traceback from Arrow."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as err:
+                raise CocomixError(
+                    f"{path} is not valid UTF-8 (byte {offset + err.start}); re-encode it to "
+                    f"UTF-8, e.g. `iconv -f latin1 -t utf-8 {path} > {path}.utf8`"
+                ) from None
+            offset += len(block)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise CocomixError(
+                f"{path} is not valid UTF-8 (it ends inside a character); re-encode it to UTF-8"
+            ) from None
+
+
+@contextmanager
+def hf_offline() -> Iterator[None]:
+    """HF offline mode for the duration of a local load, restored afterwards.
+
+    ``datasets`` reads ``HF_DATASETS_OFFLINE`` once, at import, so the flag in its config module
+    is set too: the environment alone would not stop an already-imported ``datasets`` from
+    reaching for the hub.
+    """
+    import datasets.config as hf_config
+
+    names = ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")
+    saved_env = {n: os.environ.get(n) for n in names}
+    saved_flag = hf_config.HF_HUB_OFFLINE
+    os.environ.update({n: "1" for n in names})
+    hf_config.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hf_config.HF_HUB_OFFLINE = saved_flag
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def load_local(files: list[Path], builder: str, **kwargs: Any) -> Any:
+    """``datasets.load_dataset(builder, data_files=files, split="train")``, offline."""
+    import datasets
+
+    for f in files:
+        if builder in ("text", "json"):
+            check_utf8(f)
+    with hf_offline():
+        try:
+            return datasets.load_dataset(
+                builder, data_files=[str(f) for f in files], split="train", **kwargs
+            )
+        except Exception as err:  # Arrow/JSON parse errors: name the files, keep the cause
+            names = ", ".join(str(f) for f in files)
+            raise CocomixError(f"could not read {names} as {builder}: {err}") from err
+
+
+def text_column(dataset: Any, field: str, where: str) -> None:
+    """Fail clearly when the records have no ``field``."""
+    if field not in dataset.column_names:
+        raise CocomixError(
+            f"{where} has no field {field!r}; its fields: {', '.join(dataset.column_names)}. "
+            f"Set data.text_field"
+        )
+
+
+def iter_texts(dataset: Any, field: str, batch_size: int = 1000) -> Iterator[str | None]:
+    """The ``field`` of every record in order, read in Arrow batches (much faster than rows)."""
+    for batch in dataset.iter(batch_size=batch_size):
+        yield from batch[field]
