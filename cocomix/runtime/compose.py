@@ -1,7 +1,7 @@
 """Compose a recipe YAML with Hydra's Compose API: one config authority, typed, loud on typos.
 
 Order of precedence (later wins): ``base.yaml`` < the recipe file < the preset overlay
-(``recipes/preset/<name>.yaml``) < command-line overrides. The preset is applied as overrides so a
+(``recipes/presets/<name>.yaml``) < command-line overrides. The preset is applied as overrides so a
 recipe states only its delta from base and still runs tiny on a CPU.
 """
 
@@ -24,7 +24,7 @@ from cocomix.registry import ALL_REGISTRIES, CocomixError, import_plugins
 from cocomix.runtime.schema import GROUP_KEYS, RecipeSchema
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
-PRESET_DIR = "preset"
+PRESET_DIR = "presets"
 NOT_RECIPES = ("base.yaml",)
 
 

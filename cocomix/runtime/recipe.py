@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import yaml
 
+from fairseq2.datasets import SyncMode
 from fairseq2.metrics.recorders import MetricRecorder
 from fairseq2.recipe import Recipe, RecipeContext
 from fairseq2.recipe.config import (
@@ -157,27 +158,6 @@ def to_fairseq2_config(composed: ComposedRecipe, vocab_size: int) -> CocomixFs2C
     )
 
 
-class _ConfigDumper:
-    """Writes fairseq2's view to `fairseq2_config.yaml`; `config.yaml` is the user's recipe."""
-
-    def __init__(self, resolver: DependencyResolver) -> None:
-        from fairseq2.utils.structured import ValueConverter
-
-        self._resolver = resolver
-        self._converter = resolver.resolve(ValueConverter)
-
-    def dump(self) -> None:
-        from fairseq2.recipe.internal.config import _RecipeConfigHolder
-        from fairseq2.world_info import WorldInfo
-
-        if self._resolver.resolve(WorldInfo).rank != 0:
-            return
-        config = self._resolver.resolve(_RecipeConfigHolder).config
-        data = self._converter.unstructure(config)
-        path = self._resolver.resolve(Path) / "fairseq2_config.yaml"
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
 class CocomixRecipe(Recipe):
     def __init__(self, composed: ComposedRecipe, data: DataArtifacts) -> None:
         self._composed = composed
@@ -188,20 +168,31 @@ class CocomixRecipe(Recipe):
         return CocomixFs2Config
 
     def register(self, container: DependencyContainer) -> None:
-        from fairseq2.recipe.run import _RecipeConfigDumper
-
         register_cocomix_lm(container)
-        config_text = yaml.safe_dump(self._composed.resolved(), sort_keys=False)
 
         def tb_recorder(resolver: DependencyResolver) -> MetricRecorder:
-            return ProjectTensorBoardRecorder(resolver.resolve(Path), config_text)
+            return ProjectTensorBoardRecorder(resolver.resolve(Path), self._config_text)
 
         container.collection.register(MetricRecorder, tb_recorder)
-        container.register(_RecipeConfigDumper, _ConfigDumper)  # type: ignore[arg-type]
+
+    @property
+    def _config_text(self) -> str:
+        return yaml.safe_dump(self._composed.resolved(), sort_keys=False)
+
+    def _restore_user_config(self, context: RecipeContext) -> None:
+        """fairseq2 dumps its own view as `config.yaml` just before creating the task; keep it
+        as `fairseq2_config.yaml` and put the user's resolved recipe back under `config.yaml`."""
+        if context.gangs.root.rank != 0:
+            return
+        dumped = context.output_dir / "config.yaml"
+        if dumped.exists():
+            dumped.replace(context.output_dir / "fairseq2_config.yaml")
+        dumped.write_text(self._config_text)
 
     def create_task(self, context: RecipeContext) -> Task:
         cfg = self._composed.cfg
         gangs = context.gangs
+        self._restore_user_config(context)
         config = context.get_config_as(CocomixFs2Config)
         # Built outside fairseq2's CLI loader, these stay dicts unless structured (stack.md).
         config.optimizer.structure(context.resolver)
@@ -234,6 +225,8 @@ class CocomixRecipe(Recipe):
             ),
             gangs,
             num_accumulate=1,
+            # Ranks may hold different numbers of validation batches; read until all are done.
+            sync_mode=SyncMode.UNTIL_LAST,
         )
         return context.create_trainer(
             ObjectiveTrainUnit(model, objective),

@@ -28,7 +28,7 @@ class DataParallelLM:
         self._module = module
 
     def forward_lm(self, tokens: Tensor) -> ModelOutput:
-        out = self._module(tokens, None, lm_output=True)
+        out = self._module(tokens)  # no layout: CocoMixLM.forward returns a ModelOutput
         assert isinstance(out, ModelOutput)
         return out
 

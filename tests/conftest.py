@@ -1,0 +1,23 @@
+"""Shared test set-up: offline, CPU, and one artifact cache (tokenizer, shards) per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Never reach for a hub: a test that tries fails instead of hanging.
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def artifact_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tokenizer/shard cache for the whole session, so only the first run trains them."""
+    path = tmp_path_factory.mktemp("artifacts")
+    os.environ["COCOMIX_ARTIFACTS"] = str(path)
+    return path

@@ -1,0 +1,86 @@
+"""Recipe composition: every recipe composes and dry-runs; bad input is one clear line."""
+
+from __future__ import annotations
+
+import pytest
+
+from cocomix.registry import CocomixError
+from cocomix.runtime.builtins import load_builtins
+from cocomix.runtime.compose import compose_recipe, list_recipes
+from cocomix.runtime.launch import dry_run
+
+load_builtins()
+RECIPES = [name for name, _ in list_recipes()]
+
+
+def test_recipes_found_with_purpose() -> None:
+    assert "pretrain/ntp" in RECIPES
+    assert all(purpose for _, purpose in list_recipes()), "every recipe needs a header comment"
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_recipe_composes_and_dry_runs(recipe: str) -> None:
+    text = dry_run(recipe, [])
+    assert "parameters: total=" in text
+    composed = compose_recipe(recipe, [])
+    assert composed.preset == "tiny"  # no GPU in tests
+    resolved = composed.resolved()
+    assert resolved["model"]["name"] == "tiny"
+
+
+def test_precedence_recipe_then_preset_then_user() -> None:
+    composed = compose_recipe("pretrain/ntp", ["steps=7", "model.num_layers=3", "train.lr=1e-3"])
+    cfg = composed.cfg
+    assert cfg.steps == 7  # user beats preset
+    assert cfg.train.seq_len == 128  # preset beats base
+    assert cfg.model.num_layers == 3 and cfg.train.lr == 1e-3
+    paper = compose_recipe("pretrain/ntp", ["preset=paper"])
+    assert paper.choices["model"] == "gpt2_69m_ntp" and paper.cfg.train.seq_len == 1024
+
+
+def test_dry_run_parameter_counts_match_paper_widened_69m() -> None:
+    text = dry_run("pretrain/ntp", ["preset=paper", "tokenizer.vocab_size=50257"])
+    total = int(text.split("parameters: total=")[1].split()[0])
+    assert abs(total - 69.4e6) < 0.1e6  # paper brief §3: NTP (widened) 69.4M
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["modle=tiny"], "unknown key 'modle'"),
+        (["model=tinyy"], "unknown model 'tinyy'; known:"),
+        (["objective=nttp"], "unknown objective 'nttp'; known:"),
+        (["data=nope"], "unknown data 'nope'; known:"),
+        (["mixer=blend"], "unknown mixer 'blend'; known:"),
+        (["steps=many"], "bad override `steps=many`"),
+        (["model.num_layers=two"], "bad override `model.num_layers=two`"),
+        (["model.depth=3"], "unknown key 'model.depth'"),
+        (["preset=huge"], "unknown preset 'huge'"),
+        (["plugins=[no_such_plugin_mod]"], "plugin module 'no_such_plugin_mod' not found"),
+    ],
+)
+def test_bad_overrides_fail_at_compose_time_with_one_line(overrides: list[str], expected: str) -> None:
+    with pytest.raises(CocomixError) as info:
+        compose_recipe("pretrain/ntp", overrides)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_unknown_recipe_lists_known_ones() -> None:
+    with pytest.raises(CocomixError, match="unknown recipe 'pretrain/ntq'; known recipes: .*pretrain/ntp"):
+        compose_recipe("pretrain/ntq", [])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["steps=0"], "steps=0"),
+        (["stop_at=500"], "stop_at=500 must be in 1..steps"),
+        (["model.insert_layer=9"], "insert_layer=9"),
+        (["train.seq_len=4096"], "exceeds model.max_seq_len"),
+    ],
+)
+def test_bad_values_are_refused_before_training(overrides: list[str], expected: str) -> None:
+    with pytest.raises(CocomixError, match=expected):
+        dry_run("pretrain/ntp", overrides)
