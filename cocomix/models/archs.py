@@ -1,0 +1,69 @@
+"""Named size presets of ``cocomix_lm``, registered in ``cocomix.registry.ARCHS``.
+
+Sizes are the paper's (paper brief §3, table "Model sizes"): CoCoMix 69M / 386M / 1.38B are
+d=512/8 layers/8 heads, 1024/24/16 and 2048/24/16 with the concept layer before block 3, 5 and 5;
+the NTP / KD / pause baselines are widened to d=624 / 1072 / 2096 (same layers and heads) so that
+their parameter count matches CoCoMix's *active* count. All use GPT-2's vocabulary (50257, not
+padded), 1024 context and dropout 0.1 (the paper's code keeps HF GPT-2's dropouts, §3).
+
+``tiny`` is the CPU preset (~1.85M parameters) for the demo and the tests.
+
+Measured totals (``count_parameters``; GPT-2's V·d + T·d + L·(12d² + 13d) + 2d): tiny 1.85M,
+gpt2_69m 51.48M (the Fig. 6d "53M" NTP), gpt2_69m_ntp 69.45M, gpt2_386m 354.82M, gpt2_386m_ntp
+386.27M, gpt2_1b 1313.63M, gpt2_1b_ntp 1373.39M. The CoCoMix bases plus (C + K)·d (C = 32768
+concepts, K = 32) give the brief's "active" 68.3M / 388.4M / 1380.8M.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cocomix.models.config import CocoLMConfig
+from cocomix.models.factory import create_cocomix_lm
+from cocomix.registry import ARCHS
+
+GPT2_VOCAB_SIZE = 50257  # tiktoken "gpt2", not padded (paper brief §3)
+GPT2_CONTEXT = 1024
+
+
+def _gpt2(model_dim: int, num_layers: int, num_heads: int, insert_layer: int) -> CocoLMConfig:
+    return CocoLMConfig(
+        model_dim=model_dim,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        ffn_inner_dim=4 * model_dim,
+        vocab_size=GPT2_VOCAB_SIZE,
+        max_seq_len=GPT2_CONTEXT,
+        insert_layer=insert_layer,
+        dropout_p=0.1,
+    )
+
+
+def tiny() -> CocoLMConfig:
+    return CocoLMConfig(
+        model_dim=128,
+        num_layers=4,
+        num_heads=4,
+        ffn_inner_dim=512,
+        vocab_size=8000,
+        max_seq_len=256,
+        insert_layer=2,
+        dropout_p=0.0,
+    )
+
+
+# name -> preset. Insert layers: "4th layer" (69M) and "6th layer" (386M, 1.38B), §3.
+ARCH_PRESETS: dict[str, Callable[[], CocoLMConfig]] = {
+    "tiny": tiny,
+    "gpt2_69m": lambda: _gpt2(512, 8, 8, insert_layer=3),
+    "gpt2_386m": lambda: _gpt2(1024, 24, 16, insert_layer=5),
+    "gpt2_1b": lambda: _gpt2(2048, 24, 16, insert_layer=5),
+    # Width-matched baselines (§3 "NTP/KD/pause d"): 624/8 = 78, 1072/16 = 67, 2096/16 = 131.
+    "gpt2_69m_ntp": lambda: _gpt2(624, 8, 8, insert_layer=3),
+    "gpt2_386m_ntp": lambda: _gpt2(1072, 24, 16, insert_layer=5),
+    "gpt2_1b_ntp": lambda: _gpt2(2096, 24, 16, insert_layer=5),
+}
+
+
+for _name, _defaults in ARCH_PRESETS.items():
+    ARCHS.add(_name, create_cocomix_lm, CocoLMConfig, defaults=_defaults)
