@@ -28,7 +28,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="print config and parameters only")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="default: ./runs")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     if not args.list and not args.recipe:
         parser.error("give a RECIPE (see --list)")
     return args

@@ -77,7 +77,13 @@ def model_overrides(composed: ComposedRecipe, vocab_size: int) -> dict[str, Any]
     _, model_cfg = composed.group("model")
     overrides = dict(vars(model_cfg))
     overrides["vocab_size"] = vocab_size
-    overrides["mixer"] = composed.choices["mixer"]
+    mixer = composed.choices["mixer"]
+    if overrides.get("mixer", "none") not in ("none", mixer):
+        raise CocomixError(
+            f"model.mixer={overrides['mixer']!r} conflicts with mixer={mixer!r}; choose the mixer "
+            f"with the top-level key (mixer={overrides['mixer']})"
+        )
+    overrides["mixer"] = mixer
     seq_len = int(composed.cfg.train.seq_len)
     if overrides.get("max_seq_len", 0) < seq_len:
         raise CocomixError(

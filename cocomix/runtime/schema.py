@@ -65,7 +65,6 @@ class RecipeSchema:
     """tiny | paper | auto (tiny on a machine without a GPU). Applied before command-line overrides."""
     plugins: list[str] = field(default_factory=list)
     """Modules imported before the registries are read (third-party components)."""
-    device: str = "auto"
     train: TrainSchema = field(default_factory=TrainSchema)
     valid: ValidSchema = field(default_factory=ValidSchema)
     # Registry-backed groups; their option names and types come from the registries.
