@@ -54,3 +54,23 @@ class LossOutput:
 
     metrics: dict[str, Tensor] = field(default_factory=dict)
     """Detached scalars to log, e.g. ``loss_lm``, ``loss_concept``, ``concept_acc``."""
+
+
+@runtime_checkable
+class TeacherLM(Protocol):
+    """A frozen concept-extraction LM as concept sources see it (paper §2.1: M_con = f_con ∘ h_con).
+
+    ``layer`` is 0-based and means "the residual stream after block ``layer``" (GPT-2's
+    ``blocks.{layer}.hook_resid_post``; the paper's SAE sits at layer 5 of GPT-2 124M).
+    """
+
+    num_layers: int
+    model_dim: int
+
+    def hidden_at(self, tokens: Tensor, layer: int) -> Tensor:
+        """h_con: (B, T, d) residual after block ``layer``."""
+        ...
+
+    def logits_from(self, hidden: Tensor, layer: int) -> Tensor:
+        """f_con: continue from that residual through the remaining blocks to (B, T, V) logits."""
+        ...
