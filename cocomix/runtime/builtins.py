@@ -8,7 +8,10 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "cocomix.models.archs",
     "cocomix.mixers",
     "cocomix.objectives.ntp",
+    "cocomix.objectives.cocomix",
     "cocomix.concepts.none",
+    "cocomix.concepts.sources",
+    "cocomix.concepts.cached",
     "cocomix.data.corpora",
     "cocomix.data.tokenizers",
 )

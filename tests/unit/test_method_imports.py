@@ -13,6 +13,14 @@ METHOD_MODULES = [
     "cocomix.concepts.none",
     "cocomix.objectives",
     "cocomix.objectives.ntp",
+    "cocomix.objectives.cocomix",
+    "cocomix.objectives.terms",
+    "cocomix.concepts.sae",
+    "cocomix.concepts.sae_training",
+    "cocomix.concepts.attribution",
+    "cocomix.concepts.sources",
+    "cocomix.concepts.cached",
+    "cocomix.concepts.head",
 ]
 FORBIDDEN = ("fairseq2", "fairseq2n", "hydra", "omegaconf")
 
