@@ -4,8 +4,12 @@ The student runs ``h = blocks[:L](embed(x))``, then a mixer turns ``(h, c_hat)``
 sequence the remaining blocks ``blocks[L:]`` see, and after the last block says which positions
 feed the LM head (paper brief §1.5, §2.3, §2.8):
 
-- ``none``: ``h`` unchanged (NTP, and "concept prediction only").
-- ``interleave`` / ``add`` / ``pause``: later; they plug in here without changing the model.
+- ``none``: ``h`` unchanged (NTP, and "concept prediction only", §2.7).
+- ``interleave``: ``[h1, c1, h2, c2, ...]``, causal over 2T, the LM head reads the concept slots
+  (CoCoMix, §1.5).
+- ``add``: ``h + c_hat``, length T, the LM head reads the token positions (§2.8 "intervention").
+- ``pause``: ``[h1, p, h2, p, ...]`` with one learned vector ``p``, the LM head reads the pause
+  slots (§2.3, the pause-token baseline).
 
 This module is part of the method layer: it imports torch (and the pure-Python registry) only,
 never fairseq2 or Hydra, so it can be lifted into another codebase. A test guards this.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from cocomix.registry import MIXERS, CocomixError
@@ -104,3 +109,108 @@ class NoneMixer(Mixer):
 
     def select_lm_positions(self, x: Tensor) -> Tensor:
         return x
+
+
+def interleave_slots(first: Tensor, second: Tensor) -> Tensor:
+    """``[a1, b1, a2, b2, ...]``: (..., T, d) twice -> (..., 2T, d) (the official
+    ``torch.stack([h, c], dim=2).view(B, 2T, d)``, brief §1.5)."""
+    return torch.stack([first, second], dim=-2).flatten(-3, -2)
+
+
+def second_slots(x: Tensor) -> Tensor:
+    """The odd positions ``x[..., 1::2, :]`` of an interleaved (..., 2T, d) sequence."""
+    return x[..., 1::2, :]
+
+
+@dataclass(frozen=True)
+class InterleaveMixerConfig:
+    """The ``interleave`` mixer has no options."""
+
+
+@MIXERS.register("interleave", InterleaveMixerConfig)
+class InterleaveMixer(Mixer):
+    """CoCoMix (brief §1.5): ``[h1, c1, h2, c2, ...]``, LM head on the concept slots.
+
+    Plain causal attention over the 2T positions, so ``c_t`` sees ``h_<=t`` and ``c_<t``, and
+    ``h_t`` sees ``h_<t`` and ``c_<t`` but not ``c_t``. The output at ``c_t`` predicts
+    ``x_{t+1}``; the token slots' final outputs are discarded (they still serve as keys/values).
+    """
+
+    length_factor = 2
+    needs_concept = True
+
+    def __init__(self, config: InterleaveMixerConfig | None = None, model_dim: int = 0) -> None:
+        super().__init__()
+        self.config = config or InterleaveMixerConfig()
+        self.model_dim = model_dim
+
+    def mix(self, h: Tensor, concept: Tensor | None) -> Tensor:
+        return interleave_slots(h, self._require_concept(concept))
+
+    def select_lm_positions(self, x: Tensor) -> Tensor:
+        return second_slots(x)
+
+
+@dataclass(frozen=True)
+class AddMixerConfig:
+    """The ``add`` mixer has no options."""
+
+
+@MIXERS.register("add", AddMixerConfig)
+class AddMixer(Mixer):
+    """Concept "intervention" (brief §2.8): ``h_t + c_hat_t``, length T, LM head on every token."""
+
+    length_factor = 1
+    needs_concept = True
+
+    def __init__(self, config: AddMixerConfig | None = None, model_dim: int = 0) -> None:
+        super().__init__()
+        self.config = config or AddMixerConfig()
+        self.model_dim = model_dim
+
+    def mix(self, h: Tensor, concept: Tensor | None) -> Tensor:
+        return h + self._require_concept(concept)
+
+    def select_lm_positions(self, x: Tensor) -> Tensor:
+        return x
+
+
+@dataclass(frozen=True)
+class PauseMixerConfig:
+    """Options of the ``pause`` mixer."""
+
+    init_std: float = 0.02
+    """Std of the pause vector's N(0, std) init (GPT-2's embedding init)."""
+
+
+@MIXERS.register("pause", PauseMixerConfig)
+class PauseMixer(Mixer):
+    """Pause-token baseline (brief §2.3): ``[h1, p, h2, p, ...]``, LM head on the pause slots.
+
+    The paper inserts "the pause token for every input token on the same hidden state layer as
+    CoCoMix to ensure comparable computation". Unconfirmed there, and our reading: one shared
+    learnable d-vector ``p`` (not derived from ``h_t``), and the LM head reads the pause slots as
+    CoCoMix reads its concept slots, so the two differ only in what fills the second slot. Any
+    concept head is ignored (a pause model normally has none).
+    """
+
+    length_factor = 2
+    needs_concept = False
+
+    def __init__(self, config: PauseMixerConfig | None = None, model_dim: int = 0) -> None:
+        super().__init__()
+        self.config = config or PauseMixerConfig()
+        if model_dim <= 0:
+            raise CocomixError(f"the pause mixer needs a positive model_dim, got {model_dim}")
+        self.model_dim = model_dim
+        self.pause = nn.Parameter(torch.empty(model_dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.pause, mean=0.0, std=self.config.init_std)
+
+    def mix(self, h: Tensor, concept: Tensor | None) -> Tensor:
+        return interleave_slots(h, self.pause.to(h.dtype).expand_as(h))
+
+    def select_lm_positions(self, x: Tensor) -> Tensor:
+        return second_slots(x)

@@ -1,8 +1,9 @@
 """The ``cocomix_lm`` model family: GPT-2 from fairseq2 building blocks, split at an insert layer.
 
 Importing this package registers the size presets in ``cocomix.registry.ARCHS`` (``tiny``,
-``gpt2_69m``, ``gpt2_386m``, ``gpt2_1b`` and the widened ``*_ntp`` baselines) and the ``none``
-mixer. ``register_cocomix_lm(container)`` makes the family known to fairseq2.
+``gpt2_69m``, ``gpt2_386m``, ``gpt2_1b``, the widened ``*_ntp`` baselines and the ``gpt2_124m``
+teacher) and the built-in mixers (``none``, ``interleave``, ``add``, ``pause``).
+``register_cocomix_lm(container)`` makes the family known to fairseq2.
 """
 
 from __future__ import annotations

@@ -10,8 +10,13 @@ padded), 1024 context and dropout 0.1 (the paper's code keeps HF GPT-2's dropout
 
 Measured totals (``count_parameters``; GPT-2's V·d + T·d + L·(12d² + 13d) + 2d): tiny 1.85M,
 gpt2_69m 51.48M (the Fig. 6d "53M" NTP), gpt2_69m_ntp 69.45M, gpt2_386m 354.82M, gpt2_386m_ntp
-386.27M, gpt2_1b 1313.63M, gpt2_1b_ntp 1373.39M. The CoCoMix bases plus (C + K)·d (C = 32768
-concepts, K = 32) give the brief's "active" 68.3M / 388.4M / 1380.8M.
+386.27M, gpt2_1b 1313.63M, gpt2_1b_ntp 1373.39M, gpt2_124m (the teacher, §1.1) 124.44M.
+
+The CoCoMix bases plus (C + K)·d (C = 32768 concepts, K = 32) give the brief's "active" 68.3M /
+388.4M / 1380.8M. With the concept head (``num_concepts=32768``, ``concept_topk=32``)
+``count_parameters`` gives total / active 85.06M / 68.30M, 421.97M / 388.45M and 1447.88M /
+1380.84M (brief §3: 85.1 / 68.3, 422.0 / 388.4, 1447.9 / 1380.8). The presets build no head
+(``num_concepts=0``): a recipe that needs one sets it.
 """
 
 from __future__ import annotations
@@ -58,6 +63,9 @@ ARCH_PRESETS: dict[str, Callable[[], CocoLMConfig]] = {
     "gpt2_69m": lambda: _gpt2(512, 8, 8, insert_layer=3),
     "gpt2_386m": lambda: _gpt2(1024, 24, 16, insert_layer=5),
     "gpt2_1b": lambda: _gpt2(2048, 24, 16, insert_layer=5),
+    # GPT-2 124M, the paper's concept-extraction teacher (§1.1; its SAE reads
+    # blocks.5.hook_resid_post, i.e. the residual entering block 6).
+    "gpt2_124m": lambda: _gpt2(768, 12, 12, insert_layer=6),
     # Width-matched baselines (§3 "NTP/KD/pause d"): 624/8 = 78, 1072/16 = 67, 2096/16 = 131.
     "gpt2_69m_ntp": lambda: _gpt2(624, 8, 8, insert_layer=3),
     "gpt2_386m_ntp": lambda: _gpt2(1072, 24, 16, insert_layer=5),

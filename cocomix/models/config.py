@@ -38,6 +38,10 @@ class CocoLMConfig:
     """Name in ``cocomix.registry.MIXERS``."""
     pad_idx: Optional[int] = None
     """Token id ignored by the loss of ``forward(..., targets=...)``; GPT-2 has none."""
+    num_concepts: int = 0
+    """Size C of the concept head's vocabulary (the paper's SAE has 32768); 0 = no head."""
+    concept_topk: int = 32
+    """K: concept logits kept by the head's TopK before compression (paper: 32)."""
 
     def validate(self) -> ValidationResult:
         """Raise ``CocomixError`` naming the first problem; return an empty result otherwise.
@@ -70,8 +74,34 @@ class CocoLMConfig:
             raise CocomixError(
                 f"pad_idx={self.pad_idx} is not a token id (vocab_size={self.vocab_size})"
             )
-        MIXERS.get(self.mixer)  # raises UnknownNameError listing the known mixers
+        self._validate_concepts()
         return ValidationResult()
+
+    def _validate_concepts(self) -> None:
+        """The concept head's sizes and the mixer/head consistency (paper brief §1.4-1.5)."""
+        entry = MIXERS.get(self.mixer)  # raises UnknownNameError listing the known mixers
+        for name in ("num_concepts", "concept_topk"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise CocomixError(f"model.{name} must be a non-negative integer, but is {value!r}")
+        if self.num_concepts > 0:
+            if self.concept_topk == 0:
+                raise CocomixError(
+                    "model.concept_topk=0 keeps no concept; choose 1..num_concepts (paper: 32)"
+                )
+            if self.concept_topk > self.num_concepts:
+                raise CocomixError(
+                    f"k={self.concept_topk} is larger than the number of concepts "
+                    f"({self.num_concepts}); lower model.concept_topk"
+                )
+        # A mixer class says whether it reads c_hat; a plain-function factory cannot, so it is
+        # trusted here and fails at the first forward instead (Mixer._require_concept).
+        if getattr(entry.factory, "needs_concept", False) and self.num_concepts == 0:
+            raise CocomixError(
+                f"mixer {self.mixer!r} mixes in predicted concepts, but model.num_concepts=0 "
+                f"builds no concept head; set model.num_concepts (the paper uses 32768) or "
+                f"choose mixer=none or mixer=pause"
+            )
 
     @property
     def head_dim(self) -> int:

@@ -4,7 +4,9 @@ GPT-2 (paper brief §3 "Dropout [code]" and "Common settings"): token embedding 
 positions, embedding dropout, pre-LN blocks (attention with biases, 4d GELU-tanh MLP), residual and
 attention-weight dropout, a final LayerNorm and an LM head tied to the token embedding. Init
 N(0, 0.02) for every linear and embedding, zero biases, and the residual output projections
-(attention out, MLP out) N(0, 0.02 / sqrt(2L)).
+(attention out, MLP out) N(0, 0.02 / sqrt(2L)). With ``num_concepts > 0`` the concept head
+(``cocomix.concepts.head.ConceptHead``) sits at ``insert_layer``; the mixer comes from
+``cocomix.registry.MIXERS``.
 
 Every initialiser is attached to the module it initialises (``init_fn``, or the module's own
 ``reset_parameters``), so fairseq2's meta-device path (``to_empty`` + ``reset_parameters`` per
@@ -32,9 +34,11 @@ from fairseq2.models.transformer_lm import StandardTransformerLMDecoderLayer
 from fairseq2.nn import Linear, StandardEmbedding, StandardLayerNorm, TiedProjection
 from torch import nn
 
+from cocomix.concepts.head import ConceptHead
 from cocomix.models.config import CocoLMConfig
 from cocomix.models.model import CocoMixLM
 from cocomix.models.position import GPT2PositionEncoder
+from cocomix.registry import MIXERS
 
 
 def init_normal(module: Linear | StandardEmbedding, *, std: float) -> None:
@@ -97,7 +101,24 @@ def create_cocomix_lm(
     layer_norm = _create_layer_norm(config, device=device, dtype=dtype)
     # Tied LM head without bias (GPT-2 lm_head): shares the token embedding's Parameter.
     final_proj = TiedProjection(embed.weight, bias=None)
-    return CocoMixLM(config, frontend, layers, layer_norm, final_proj)
+    concept_head = None
+    if config.num_concepts > 0:
+        # Predictor and compressor N(0, init_std), zero biases and pre_bias (brief §1.3-1.4);
+        # each initialiser is the module's own reset_parameters, so meta materialisation agrees.
+        concept_head = ConceptHead(
+            config.model_dim,
+            config.num_concepts,
+            config.concept_topk,
+            init_std=std,
+            device=device,
+            dtype=dtype,
+        )
+    # Mixer factories take (config, model_dim) only; move the result (pause's vector) to the
+    # model's device and dtype here.
+    mixer = MIXERS.build(config.mixer, None, config.model_dim).to(device=device, dtype=dtype)
+    return CocoMixLM(
+        config, frontend, layers, layer_norm, final_proj, mixer=mixer, concept_head=concept_head
+    )
 
 
 def _create_layer(

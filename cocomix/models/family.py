@@ -58,7 +58,8 @@ def compile_cocomix_lm(model: CocoMixLM, *args: Any, **kwargs: Any) -> None:
 
 
 def apply_fsdp_to_cocomix_lm(model: CocoMixLM, granularity: str, wrapper: FSDPWrapper) -> Module:
-    """FSDP unit per block; the embeddings, tied head and mixer stay in the root unit."""
+    """FSDP unit per block; the embeddings, tied head, concept head and mixer stay in the root
+    unit (the concept head is called once per forward, between the two block stacks)."""
     if granularity != "layer":
         raise NotSupportedError(
             f"cocomix_lm supports FSDP granularity 'layer' only, not {granularity!r}"

@@ -5,7 +5,9 @@ keys/values to the bag and the position encoder offsets positions by ``state_bag
 step number counts *tokens*: with an interleaving mixer the upper blocks append two positions per
 token, and the causal bias fairseq2 builds for ``q_len < k_len`` is aligned bottom-right, so a
 2-position step attends to exactly what the full 2T forward would (the official code gets this
-wrong under SDPA, paper brief §1.6).
+wrong under SDPA, paper brief §1.6). The concept head is per position and keeps no state: a step
+of one token gives one head output and ``length_factor`` new upper positions (interleave, pause:
+token slot then concept/pause slot), so cached logits equal the full forward's for every mixer.
 """
 
 from __future__ import annotations

@@ -31,11 +31,13 @@ from cocomix.types import ModelOutput
 
 
 class CocoMixLM(CausalLM):
-    """GPT-2 split at ``config.insert_layer`` with a pluggable mixer (and later a concept head).
+    """GPT-2 split at ``config.insert_layer`` with a pluggable mixer and an optional concept head.
 
-    Concept-head protocol (filled in by the concept-head issue): ``model.concept_head`` is a
-    ``Module`` whose ``forward(h)`` returns ``(concept_logits (..., T, C), c_hat (..., T, d))``;
-    it may define ``inactive_parameter_count() -> int`` for ``count_parameters``.
+    Concept-head protocol: ``model.concept_head`` is a ``Module`` whose ``forward(h)`` returns
+    ``(concept_logits (..., T, C), c_hat (..., T, d))`` per position (the factory builds
+    ``cocomix.concepts.head.ConceptHead`` when ``config.num_concepts > 0``); it may define
+    ``inactive_parameter_count() -> int`` for ``count_parameters``. Being per-position, the head
+    needs no cache: one new token during cached decoding gives one new head output.
     """
 
     layers: ModuleList
@@ -50,6 +52,7 @@ class CocoMixLM(CausalLM):
         final_proj: Projection,
         *,
         mixer: Mixer | None = None,
+        concept_head: Module | None = None,
     ) -> None:
         super().__init__(config.max_seq_len)
         self.config = config
@@ -62,7 +65,7 @@ class CocoMixLM(CausalLM):
         self.mixer: Mixer = mixer if mixer is not None else MIXERS.build(
             config.mixer, None, config.model_dim
         )
-        self.register_module("concept_head", None)
+        self.register_module("concept_head", concept_head)
         self.layer_norm = layer_norm
         self.final_proj = final_proj
 

@@ -11,7 +11,7 @@ from cocomix.models import CocoLMConfig, create_cocomix_lm
 from cocomix.registry import ARCHS, CocomixError, UnknownNameError
 
 ALL_ARCHS = ["tiny", "gpt2_69m", "gpt2_386m", "gpt2_1b", "gpt2_69m_ntp", "gpt2_386m_ntp",
-             "gpt2_1b_ntp"]
+             "gpt2_1b_ntp", "gpt2_124m"]
 
 
 def test_every_arch_is_registered_with_the_factory() -> None:
@@ -32,6 +32,7 @@ def test_every_arch_is_registered_with_the_factory() -> None:
         ("gpt2_69m_ntp", (624, 8, 8, 3)),
         ("gpt2_386m_ntp", (1072, 24, 16, 5)),
         ("gpt2_1b_ntp", (2096, 24, 16, 5)),
+        ("gpt2_124m", (768, 12, 12, 6)),  # the teacher (§1.1); its SAE reads resid_post of 5
     ],
 )
 def test_paper_arch_sizes(name: str, dims: tuple[int, int, int, int]) -> None:

@@ -35,6 +35,7 @@ def gpt2_formula(c: CocoLMConfig) -> int:
         ("gpt2_386m_ntp", 386.3),
         ("gpt2_1b_ntp", 1373.4),
         ("gpt2_69m", 51.5),       # brief §2.7: the d=512 base, "53M" in Fig. 6d
+        ("gpt2_124m", 124.4),     # GPT-2 small, the concept-extraction teacher (brief §1.1)
     ],
 )
 def test_parameter_counts_match_the_brief(name: str, millions: float) -> None:
