@@ -43,6 +43,26 @@ class ConceptLM(Protocol):
 
 
 @dataclass
+class TokenBatch:
+    """One micro-batch as objectives see it."""
+
+    tokens: Tensor
+    """(B, T+1) token windows: inputs are ``tokens[:, :-1]``, targets ``tokens[:, 1:]``."""
+
+    sample_index: Tensor | None = None
+    """(B,) global sample index of each window (a pure function of seed and position in the
+    data order), so per-sample caches such as precomputed concept labels can be looked up."""
+
+    @property
+    def inputs(self) -> Tensor:
+        return self.tokens[:, :-1]
+
+    @property
+    def targets(self) -> Tensor:
+        return self.tokens[:, 1:]
+
+
+@dataclass
 class LossOutput:
     """An objective's result for one micro-batch; the trainer does backward and stepping."""
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from cocomix.types import ConceptLM, LossOutput
+from cocomix.types import ConceptLM, LossOutput, TokenBatch
 
 
 @dataclass
@@ -36,11 +36,12 @@ class Objective(nn.Module, abc.ABC):
     metric_names: tuple[str, ...] = ()
     """Names of the extra metrics `compute` returns (declared so they can be pre-registered)."""
 
+    requires_concept_head: bool = False
+    """The student needs a concept head (predictor, TopK, compressor) for this objective."""
+
+    requires_concept_source: bool = False
+    """The objective reads concept targets (`concepts=` must not be `none`)."""
+
     @abc.abstractmethod
-    def compute(self, model: ConceptLM, tokens: Tensor) -> LossOutput:
-        """Loss on ``tokens`` (B, T+1): inputs are ``tokens[:, :-1]``, targets ``tokens[:, 1:]``."""
-
-
-def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
-    """Mean shifted cross-entropy: ``logits[:, t]`` predicts ``targets[:, t]`` (paper Eq. 4, first term)."""
-    return nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+    def compute(self, model: ConceptLM, batch: TokenBatch) -> LossOutput:
+        """Loss on one micro-batch; ``batch.inputs`` predict ``batch.targets``."""

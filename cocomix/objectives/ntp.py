@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import Tensor
-
-from cocomix.objectives.base import Objective, ObjectiveContext, next_token_loss
+from cocomix.objectives.base import Objective, ObjectiveContext
+from cocomix.objectives.terms import next_token_loss
 from cocomix.registry import OBJECTIVES
-from cocomix.types import ConceptLM, LossOutput
+from cocomix.types import ConceptLM, LossOutput, TokenBatch
 
 
 @dataclass
@@ -24,8 +23,8 @@ class NextTokenPrediction(Objective):
         super().__init__()
         self.config = config
 
-    def compute(self, model: ConceptLM, tokens: Tensor) -> LossOutput:
-        inputs, targets = tokens[:, :-1], tokens[:, 1:]
-        out = model.forward_lm(inputs)
-        loss = next_token_loss(out.logits, targets)
-        return LossOutput(loss=loss, num_targets=targets.numel(), metrics={"loss_lm": loss.detach()})
+    def compute(self, model: ConceptLM, batch: TokenBatch) -> LossOutput:
+        out = model.forward_lm(batch.inputs)
+        loss = next_token_loss(out.logits, batch.targets)
+        metrics = {"loss_lm": loss.detach()}
+        return LossOutput(loss=loss, num_targets=batch.targets.numel(), metrics=metrics)

@@ -194,8 +194,11 @@ def compose_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Co
     if preset == "auto":
         preset = default_preset()
     user_keys = {_override_key(o) for o in user}
+    recipe_overlay = [str(o) for o in first.preset_overrides.get(preset, [])]
     overlay = [
-        o for o in _preset_overrides(preset) if _override_key(o) not in user_keys and _applies(o, first)
+        o
+        for o in _preset_overrides(preset) + recipe_overlay
+        if _override_key(o) not in user_keys and _applies(o, first)
     ]
     effective = overlay + user + [f"preset={preset}"]
     cfg, choices = _compose(path, name, effective)

@@ -42,13 +42,15 @@ def plan_runs(recipe: str, overrides: list[str]) -> list[PlannedRun]:
 def parameter_counts(composed: ComposedRecipe, vocab_size: int | None = None) -> tuple[int, int]:
     """(total, active) parameters, counted on the meta device (nothing is allocated)."""
     from cocomix.models import CocoLMConfig, count_parameters, create_cocomix_lm
+    from cocomix.runtime.components import planned_num_concepts
     from cocomix.runtime.recipe import model_overrides
 
     _, model_cfg = composed.group("model")
     if vocab_size is None:
         _, tok_cfg = composed.group("tokenizer")
         vocab_size = int(getattr(tok_cfg, "vocab_size", model_cfg.vocab_size))
-    config = CocoLMConfig(**model_overrides(composed, vocab_size))
+    overrides = model_overrides(composed, vocab_size, planned_num_concepts(composed))
+    config = CocoLMConfig(**overrides)
     model = create_cocomix_lm(config, device=torch.device("meta"))
     return count_parameters(model)
 
@@ -69,8 +71,8 @@ def dry_run(recipe: str, overrides: list[str]) -> str:
 
 def run_recipe(recipe: str, overrides: list[str], runs_dir: Path) -> list[RunDir]:
     """Train every (arm, seed) of a recipe; finished runs are skipped, interrupted ones resume."""
-    from cocomix.runtime.artifacts import artifact_dir, prepare_data
-    from cocomix.runtime.recipe import CocomixRecipe, check_schedule, run_fairseq2, to_fairseq2_config
+    from cocomix.runtime.artifacts import artifact_dir
+    from cocomix.runtime.recipe import check_schedule
 
     plans = plan_runs(recipe, overrides)
     for plan in plans:  # fail on any bad arm before spending time on the first
@@ -78,26 +80,49 @@ def run_recipe(recipe: str, overrides: list[str], runs_dir: Path) -> list[RunDir
     done = []
     for plan in plans:
         run_dir = RunDir.of(runs_dir, recipe, plan.arm, plan.seed)
-        resolved = plan.composed.resolved()
-        resuming = run_dir.prepare(resolved)
+        label = f"[{plan.arm}/seed{plan.seed}]"
+        resuming = run_dir.prepare(plan.composed.resolved())
         target = int(plan.composed.cfg.stop_at or plan.composed.cfg.steps)
         last = run_dir.last_checkpoint_step()
-        if last is not None and last >= target:
-            print(f"[{plan.arm}/seed{plan.seed}] already at step {last}; nothing to do")
+        if plan.composed.cfg.task == "lm" and last is not None and last >= target:
+            print(f"{label} already at step {last}; nothing to do")
             done.append(run_dir)
             continue
         if resuming:
-            print(f"[{plan.arm}/seed{plan.seed}] resuming from step {last} in {run_dir.path}")
-        data = prepare_data(plan.composed, artifact_dir(runs_dir))
-        config = to_fairseq2_config(plan.composed, data.tokenizer.vocab_size)
+            print(f"{label} resuming from step {last} in {run_dir.path}")
         start = time.perf_counter()
-        run_fairseq2(CocomixRecipe(plan.composed, data), config, run_dir.path)
-        print(
-            f"[{plan.arm}/seed{plan.seed}] finished at step {target} in "
-            f"{time.perf_counter() - start:.0f}s: {run_dir.path}"
-        )
+        run_task(plan.composed, run_dir.path, artifact_dir(runs_dir))
+        print(f"{label} done in {time.perf_counter() - start:.0f}s: {run_dir.path}")
         done.append(run_dir)
+    if len({plan.arm for plan in plans}) > 1 or len(plans) > 1:
+        from cocomix.runtime.summary import summarize
+
+        print(summarize(recipe, done, runs_dir / recipe))
     return done
+
+
+def run_task(composed: ComposedRecipe, run_dir: Path, cache_dir: Path) -> None:
+    task = str(composed.cfg.task)
+    if task == "lm":
+        train_lm(composed, run_dir, cache_dir)
+    elif task == "sae":
+        from cocomix.runtime.sae_task import train_sae_task
+
+        train_sae_task(composed, run_dir, cache_dir)
+    else:
+        raise CocomixError(f"task={task!r}; choose lm or sae")
+
+
+def train_lm(composed: ComposedRecipe, run_dir: Path, cache_dir: Path) -> None:
+    """Build what the run needs (data, teacher, SAE, concept source) and train with fairseq2."""
+    from cocomix.runtime.artifacts import prepare_data
+    from cocomix.runtime.components import build_concept_components
+    from cocomix.runtime.recipe import CocomixRecipe, run_fairseq2, to_fairseq2_config
+
+    data = prepare_data(composed, cache_dir)
+    components = build_concept_components(composed, cache_dir, data)
+    config = to_fairseq2_config(composed, data.tokenizer.vocab_size, components.num_concepts)
+    run_fairseq2(CocomixRecipe(composed, data, components), config, run_dir)
 
 
 def listing() -> str:

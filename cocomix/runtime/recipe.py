@@ -42,6 +42,7 @@ from cocomix.objectives.base import Objective, ObjectiveContext
 from cocomix.registry import OBJECTIVES, CocomixError
 from cocomix.runtime.artifacts import DataArtifacts
 from cocomix.runtime.compose import ComposedRecipe
+from cocomix.runtime.components import ConceptComponents
 from cocomix.runtime.recorder import ProjectTensorBoardRecorder
 from cocomix.runtime.units import ObjectiveTrainUnit, ValidationUnit
 
@@ -72,11 +73,12 @@ def _mixed_precision(mode: str) -> MixedPrecisionConfig:
     return MixedPrecisionConfig(mode="static", dtype=dtypes[mode])
 
 
-def model_overrides(composed: ComposedRecipe, vocab_size: int) -> dict[str, Any]:
-    """The arch's options as composed, plus what the run decides (vocabulary, mixer)."""
+def model_overrides(composed: ComposedRecipe, vocab_size: int, num_concepts: int) -> dict[str, Any]:
+    """The arch's options as composed, plus what the run decides (vocabulary, mixer, concepts)."""
     _, model_cfg = composed.group("model")
     overrides = dict(vars(model_cfg))
     overrides["vocab_size"] = vocab_size
+    overrides["num_concepts"] = num_concepts
     mixer = composed.choices["mixer"]
     if overrides.get("mixer", "none") not in ("none", mixer):
         raise CocomixError(
@@ -111,7 +113,9 @@ def check_schedule(cfg: Any) -> None:
             )
 
 
-def to_fairseq2_config(composed: ComposedRecipe, vocab_size: int) -> CocomixFs2Config:
+def to_fairseq2_config(
+    composed: ComposedRecipe, vocab_size: int, num_concepts: int
+) -> CocomixFs2Config:
     cfg = composed.cfg
     check_schedule(cfg)
     train = cfg.train
@@ -123,7 +127,7 @@ def to_fairseq2_config(composed: ComposedRecipe, vocab_size: int) -> CocomixFs2C
         model=ModelSection(
             family=FAMILY,
             arch=composed.choices["model"],
-            config_overrides=model_overrides(composed, vocab_size),
+            config_overrides=model_overrides(composed, vocab_size, num_concepts),
             compile=bool(train.compile),
         ),
         trainer=TrainerSection(
@@ -165,9 +169,12 @@ def to_fairseq2_config(composed: ComposedRecipe, vocab_size: int) -> CocomixFs2C
 
 
 class CocomixRecipe(Recipe):
-    def __init__(self, composed: ComposedRecipe, data: DataArtifacts) -> None:
+    def __init__(
+        self, composed: ComposedRecipe, data: DataArtifacts, concepts: ConceptComponents
+    ) -> None:
         self._composed = composed
         self._data = data
+        self._concepts = concepts
 
     @property
     def config_kls(self) -> type[object]:
@@ -246,7 +253,11 @@ class CocomixRecipe(Recipe):
         student = context.get_model_as(CocoMixLM)
         objective_context = ObjectiveContext(
             device=torch.device(str(context.device)),
-            artifacts={"student": student, "data": self._data},
+            artifacts={
+                "student": student,
+                "data": self._data,
+                "concept_source": self._concepts.source,
+            },
         )
         objective = OBJECTIVES.build(name, options, objective_context)
         if not isinstance(objective, Objective):

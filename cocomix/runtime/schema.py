@@ -48,10 +48,44 @@ class ValidSchema:
 
 
 @dataclass
+class TeacherSchema:
+    """The frozen concept-extraction LM (paper §2.1: GPT-2 124M; on CPU a small LM we train)."""
+
+    source: str = "recipe"
+    """recipe (train `recipe` once and reuse it) | checkpoint (a cocomix run folder) | hf_gpt2
+    (a local Hugging Face GPT-2 folder)."""
+    recipe: str = "pretrain/teacher"
+    overrides: list[str] = field(default_factory=list)
+    """Extra overrides for the producing recipe (the consumer's preset is passed on)."""
+    path: str = ""
+    layer: int = 5
+    """Concepts are read from the residual after block `layer` (GPT-2 `blocks.5.hook_resid_post`)."""
+
+
+@dataclass
+class SAESchema:
+    """The TopK SAE on the teacher's residual stream (paper §2.1: OpenAI's 32k-latent SAE)."""
+
+    source: str = "train"
+    """train (train on the teacher once and reuse it) | file (an OpenAI-format state dict)."""
+    path: str = ""
+    n_latents: int = 32768
+    k: int = 32
+    steps: int = 2000
+    lr: float = 1e-3
+    batch_tokens: int = 4096
+    seq_len: int = 128
+    """Teacher context length when collecting activations for SAE training."""
+    seed: int = 0
+
+
+@dataclass
 class RecipeSchema:
     """Top-level keys of every recipe (``recipes/base.yaml`` fills them)."""
 
     description: str = ""
+    task: str = "lm"
+    """lm (train a language model with fairseq2's trainer) | sae (train the concept SAE)."""
     seed: int = 22
     steps: int = 40_000
     """Optimizer steps; also the length of the learning-rate schedule."""
@@ -63,8 +97,12 @@ class RecipeSchema:
     keep_last_checkpoints: int = 2
     preset: str = "auto"
     """tiny | paper | auto (tiny on a machine without a GPU). Applied before command-line overrides."""
+    preset_overrides: dict[str, list[str]] = field(default_factory=dict)
+    """Recipe-specific overrides per preset (e.g. `tiny: [steps=400]`), applied after the preset."""
     plugins: list[str] = field(default_factory=list)
     """Modules imported before the registries are read (third-party components)."""
+    teacher: TeacherSchema = field(default_factory=TeacherSchema)
+    sae: SAESchema = field(default_factory=SAESchema)
     train: TrainSchema = field(default_factory=TrainSchema)
     valid: ValidSchema = field(default_factory=ValidSchema)
     # Registry-backed groups; their option names and types come from the registries.

@@ -14,7 +14,8 @@ from fairseq2.metrics.aggregation import Mean, Sum
 from fairseq2.recipe import EvalUnit, TrainUnit
 
 from cocomix.objectives.base import Objective
-from cocomix.types import ModelOutput
+from cocomix.objectives.terms import next_token_loss
+from cocomix.types import ModelOutput, TokenBatch
 
 
 class DataParallelLM:
@@ -31,6 +32,12 @@ class DataParallelLM:
         out = self._module(tokens)  # no layout: CocoMixLM.forward returns a ModelOutput
         assert isinstance(out, ModelOutput)
         return out
+
+
+def token_batch(batch: SequenceBatch) -> TokenBatch:
+    example = batch.example if isinstance(batch.example, dict) else {}
+    index = example.get("sample_index")
+    return TokenBatch(batch.seqs, None if index is None else torch.as_tensor(index))
 
 
 def _add_sums(bag: MetricBag) -> None:
@@ -50,7 +57,7 @@ class ObjectiveTrainUnit(TrainUnit[SequenceBatch]):
         _add_sums(metric_bag)
 
     def process_batch(self, batch: SequenceBatch, metric_bag: MetricBag) -> tuple[Tensor, None]:
-        out = self._objective.compute(self._lm, batch.seqs)
+        out = self._objective.compute(self._lm, token_batch(batch))
         with torch.no_grad():
             n = out.num_targets
             metric_bag.get("loss", Mean).update(out.loss.detach(), weight=n)
@@ -77,7 +84,7 @@ class ValidationUnit(EvalUnit[SequenceBatch]):
         tokens = batch.seqs
         out = self._lm.forward_lm(tokens[:, :-1])
         targets = tokens[:, 1:]
-        loss = nn.functional.cross_entropy(out.logits.float().flatten(0, 1), targets.flatten())
+        loss = next_token_loss(out.logits, targets)
         metric_bag.get("loss", Mean).update(loss, weight=targets.numel())
         metric_bag.get("num_tokens", Sum).update(torch.tensor(targets.numel()))
 

@@ -1,0 +1,65 @@
+"""Load a trained `cocomix_lm` back from its run folder (teachers, evaluation, generation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+
+from cocomix.models import CocoLMConfig, CocoMixLM, create_cocomix_lm
+from cocomix.registry import CocomixError
+
+
+def checkpoint_steps(run_dir: Path) -> list[int]:
+    """Steps with a complete model checkpoint (fairseq2 renames `step_N` into place when done)."""
+    steps = []
+    for path in (run_dir / "checkpoints").glob("step_*"):
+        suffix = path.name.removeprefix("step_")
+        if suffix.isdigit() and (path / "model").is_dir():
+            steps.append(int(suffix))
+    return sorted(steps)
+
+
+def load_model_config(run_dir: Path) -> CocoLMConfig:
+    card = run_dir / "checkpoints" / "model.yaml"
+    if not card.is_file():
+        raise CocomixError(
+            f"{run_dir} has no checkpoints/model.yaml; is it a finished cocomix run folder?"
+        )
+    try:
+        data = yaml.safe_load(card.read_text())
+        return CocoLMConfig(**data["model_config"])
+    except (yaml.YAMLError, KeyError, TypeError) as err:
+        raise CocomixError(f"{card} is corrupt ({err}); rerun the recipe that made it") from None
+
+
+def load_trained_lm(run_dir: Path, step: int | None = None) -> CocoMixLM:
+    """The model of `run_dir` at `step` (default: the last checkpoint), in eval mode on CPU."""
+    run_dir = Path(run_dir)
+    steps = checkpoint_steps(run_dir)
+    if not steps:
+        raise CocomixError(f"{run_dir} has no complete checkpoint; train it first")
+    if step is None:
+        step = steps[-1]
+    elif step not in steps:
+        raise CocomixError(f"{run_dir} has no checkpoint at step {step}; it has {steps}")
+    config = load_model_config(run_dir)
+    files = sorted((run_dir / "checkpoints" / f"step_{step}" / "model").rglob("*.pt"))
+    if len(files) != 1:
+        raise CocomixError(
+            f"expected one model shard under {run_dir}/checkpoints/step_{step}/model, found "
+            f"{len(files)}; sharded (tensor-parallel) checkpoints are not supported here"
+        )
+    try:
+        state = torch.load(files[0], map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a truncated or foreign file
+        raise CocomixError(f"cannot read checkpoint {files[0]}: {err}") from None
+    model = create_cocomix_lm(config, device=torch.device("cpu"))
+    state = state.get("model", state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise CocomixError(f"checkpoint {files[0]} does not match its model.yaml: {first}") from None
+    return model.eval()

@@ -1,0 +1,159 @@
+"""Teacher and SAE artifacts: built once when a recipe needs them, then reused.
+
+A concept recipe names a teacher (`teacher.source`: a producing recipe, a run folder, or local
+GPT-2 weights) and an SAE (`sae.source`: trained here on the teacher's residual stream, or an
+OpenAI-format file). Produced artifacts live under the artifact folder keyed by the hash of
+everything they depend on, and are written under a temporary name first, so a later recipe with
+the same teacher reuses them and a half-written one is never read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from cocomix.concepts.sae import TopKSAE, load_openai_sae, openai_state_dict
+from cocomix.concepts.sae_training import SAETrainConfig, evaluate_sae, train_sae
+from cocomix.data.artifacts import atomic_dir, cache_key
+from cocomix.data.pipeline import window_starts
+from cocomix.data.shards import TokenShard
+from cocomix.registry import CocomixError
+from cocomix.runtime.artifacts import DataArtifacts
+from cocomix.runtime.checkpoint import checkpoint_steps, load_trained_lm
+from cocomix.runtime.compose import ComposedRecipe
+from cocomix.runtime.teacher import CocoLMTeacher, HFGPT2Teacher, check_teacher_vocab, teacher_vocab_size
+from cocomix.types import TeacherLM
+
+
+@dataclass
+class ConceptArtifacts:
+    teacher: TeacherLM
+    sae: TopKSAE
+    layer: int
+    identity: str
+    """Hash of teacher + SAE + layer: part of every concept-label cache key."""
+
+
+def ensure_teacher(composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts) -> tuple[TeacherLM, str]:
+    """The frozen teacher and a string that identifies it (for cache keys)."""
+    spec = composed.cfg.teacher
+    if spec.source == "recipe":
+        run_dir, identity = _produce_teacher(composed, cache_dir)
+        teacher: TeacherLM = CocoLMTeacher(load_trained_lm(run_dir))
+    elif spec.source == "checkpoint":
+        teacher = CocoLMTeacher(load_trained_lm(Path(spec.path)))
+        identity = cache_key("checkpoint", str(Path(spec.path).resolve()), checkpoint_steps(Path(spec.path)))
+    elif spec.source == "hf_gpt2":
+        teacher = HFGPT2Teacher(spec.path)
+        identity = cache_key("hf_gpt2", str(Path(spec.path).resolve()))
+    else:
+        raise CocomixError(f"teacher.source={spec.source!r}; choose recipe, checkpoint or hf_gpt2")
+    check_teacher_vocab(teacher_vocab_size(teacher), data.tokenizer.vocab_size)  # type: ignore[arg-type]
+    if not 0 <= int(spec.layer) < teacher.num_layers:
+        raise CocomixError(
+            f"teacher.layer={spec.layer} is outside the teacher ({teacher.num_layers} blocks): "
+            f"choose 0..{teacher.num_layers - 1}"
+        )
+    return teacher, identity
+
+
+def _produce_teacher(composed: ComposedRecipe, cache_dir: Path) -> tuple[Path, str]:
+    from cocomix.runtime.launch import train_lm
+    from cocomix.runtime.compose import compose_recipe
+
+    spec = composed.cfg.teacher
+    overrides = [f"preset={composed.preset}", *spec.overrides]
+    teacher_recipe = compose_recipe(str(spec.recipe), overrides)
+    identity = cache_key(teacher_recipe.resolved())
+    run_dir = cache_dir / "teachers" / f"{str(spec.recipe).replace('/', '-')}-{identity}"
+    target = int(teacher_recipe.cfg.steps)
+    steps = checkpoint_steps(run_dir)
+    if not steps or steps[-1] < target:
+        print(f"teacher: training {spec.recipe} into {run_dir}")
+        train_lm(teacher_recipe, run_dir, cache_dir)
+    return run_dir, identity
+
+
+def collect_activations(teacher: TeacherLM, layer: int, shard: TokenShard, *, tokens: int,
+                        seq_len: int, seed: int, batch_windows: int = 32) -> Tensor:
+    """(tokens, d) teacher residuals at `layer` on windows sampled from the train shard."""
+    windows = max(1, tokens // seq_len)
+    starts = window_starts(seed, np.arange(windows), shard.n_tokens, seq_len)
+    out = []
+    with torch.no_grad():
+        for i in tqdm(range(0, windows, batch_windows), desc="teacher activations", disable=None):
+            rows = [shard.tokens[s : s + seq_len] for s in starts[i : i + batch_windows]]
+            ids = torch.from_numpy(np.stack(rows).astype(np.int64))
+            out.append(teacher.hidden_at(ids, layer).flatten(0, 1))
+    return torch.cat(out)
+
+
+def ensure_sae(composed: ComposedRecipe, cache_dir: Path, teacher: TeacherLM,
+               teacher_id: str, data: DataArtifacts) -> tuple[TopKSAE, str, dict[str, Any]]:
+    spec = composed.cfg.sae
+    layer = int(composed.cfg.teacher.layer)
+    if spec.source == "file":
+        sae = load_openai_sae(Path(spec.path), expected_d_model=teacher.model_dim)
+        return _frozen(sae), cache_key("file", str(Path(spec.path).resolve())), {}
+    if spec.source != "train":
+        raise CocomixError(f"sae.source={spec.source!r}; choose train or file")
+    options = {k: spec[k] for k in ("n_latents", "k", "steps", "lr", "batch_tokens", "seq_len", "seed")}
+    identity = cache_key(teacher_id, layer, options, data.train.meta.corpus_fingerprint)
+    folder = cache_dir / "saes" / f"sae-{identity}"
+    if not (folder / "sae.pt").is_file():
+        sae, report = train_sae_on_teacher(teacher, layer, data.train, data.valid, spec)
+        with atomic_dir(folder) as tmp:
+            torch.save(openai_state_dict(sae), tmp / "sae.pt")
+            (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    sae = load_openai_sae(folder / "sae.pt", expected_d_model=teacher.model_dim)
+    report = json.loads((folder / "report.json").read_text())
+    print(f"sae: {folder} (variance explained {report['valid']['fve']:.3f})")
+    return _frozen(sae), identity, report
+
+
+def train_sae_on_teacher(teacher: TeacherLM, layer: int, train: TokenShard, valid: TokenShard,
+                         spec: Any) -> tuple[TopKSAE, dict[str, Any]]:
+    """Train a TopK SAE on the teacher's residual stream; report nMSE and variance explained."""
+    torch.manual_seed(int(spec.seed))
+    config = SAETrainConfig(
+        n_latents=int(spec.n_latents), k=int(spec.k), lr=float(spec.lr), steps=int(spec.steps),
+        batch_tokens=int(spec.batch_tokens), seed=int(spec.seed),
+    )
+    budget = min(train.n_tokens, max(config.batch_tokens * 64, 262_144))
+    acts = collect_activations(teacher, layer, train, tokens=budget, seq_len=int(spec.seq_len), seed=int(spec.seed))
+    generator = torch.Generator().manual_seed(int(spec.seed))
+
+    def batches(_step: int) -> Tensor:
+        index = torch.randint(0, acts.size(0), (config.batch_tokens,), generator=generator)
+        return acts[index]
+
+    sae, stats = train_sae(batches, config, d_model=teacher.model_dim)
+    held_out = collect_activations(teacher, layer, valid, tokens=32_768, seq_len=int(spec.seq_len), seed=1)
+    report = {
+        "train": evaluate_sae(sae, [acts[:32_768]]),
+        "valid": evaluate_sae(sae, [held_out]),
+        "tokens": int(acts.size(0)),
+        "layer": layer,
+        "options": {"n_latents": config.n_latents, "k": config.k, "steps": config.steps},
+    }
+    return sae, report
+
+
+def _frozen(sae: TopKSAE) -> TopKSAE:
+    sae.eval()
+    sae.requires_grad_(False)
+    return sae
+
+
+def ensure_concepts(composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts) -> ConceptArtifacts:
+    teacher, teacher_id = ensure_teacher(composed, cache_dir, data)
+    sae, sae_id, _ = ensure_sae(composed, cache_dir, teacher, teacher_id, data)
+    layer = int(composed.cfg.teacher.layer)
+    return ConceptArtifacts(teacher, sae, layer, cache_key(teacher_id, sae_id, layer))

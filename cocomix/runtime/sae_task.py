@@ -1,0 +1,26 @@
+"""`task: sae` recipes: train (or reuse) the concept SAE and report its quality in the run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cocomix.runtime.artifacts import prepare_data
+from cocomix.runtime.compose import ComposedRecipe
+from cocomix.runtime.concept_artifacts import ensure_sae, ensure_teacher
+
+
+def train_sae_task(composed: ComposedRecipe, run_dir: Path, cache_dir: Path) -> dict[str, object]:
+    """The same artifact a concept recipe would build, plus `sae_report.json` in the run folder."""
+    data = prepare_data(composed, cache_dir)
+    teacher, teacher_id = ensure_teacher(composed, cache_dir, data)
+    _, sae_id, report = ensure_sae(composed, cache_dir, teacher, teacher_id, data)
+    report = {**report, "artifact": sae_id}
+    (run_dir / "sae_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    valid = report.get("valid", {})
+    if isinstance(valid, dict) and valid:
+        print(
+            f"sae: held-out normalised MSE {valid['nmse']:.4f}, variance explained "
+            f"{valid['fve']:.4f}, dead latents {valid.get('dead_fraction', float('nan')):.3f}"
+        )
+    return report

@@ -1,0 +1,110 @@
+"""Frozen teachers (concept-extraction models) behind the `TeacherLM` protocol.
+
+Two kinds: a `cocomix_lm` trained by a recipe (the CPU stand-in for GPT-2 124M, paper §2.1), and
+GPT-2 weights in Hugging Face format from a local folder (the paper's teacher when a user has it).
+Both are frozen: eval mode, no gradients on parameters, outside the student's optimizer and
+checkpoints (they live on the objective's concept source, never on the model).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from fairseq2.nn import BatchLayout
+
+from cocomix.models import CocoMixLM
+from cocomix.registry import CocomixError
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    module.eval()
+    module.requires_grad_(False)
+    return module
+
+
+class CocoLMTeacher(nn.Module):
+    """A trained `cocomix_lm` (mixer `none`) as a `TeacherLM`."""
+
+    def __init__(self, model: CocoMixLM) -> None:
+        super().__init__()
+        if model.concept_head is not None or model.mixer.length_factor != 1:
+            raise CocomixError("a teacher must be a plain LM (no concept head, mixer none)")
+        self.model = freeze(model)
+        self.num_layers = len(model.layers)
+        self.model_dim = model.model_dim
+
+    def _check(self, layer: int) -> None:
+        if not 0 <= layer < self.num_layers:
+            raise CocomixError(
+                f"teacher layer {layer} is outside the teacher ({self.num_layers} blocks): "
+                f"choose 0..{self.num_layers - 1}"
+            )
+
+    def hidden_at(self, tokens: Tensor, layer: int) -> Tensor:
+        self._check(layer)
+        layout = BatchLayout.of(tokens)
+        h = self.model.embed(tokens, layout)
+        return self.model.run_blocks(h, layout, 0, layer + 1)
+
+    def logits_from(self, hidden: Tensor, layer: int) -> Tensor:
+        self._check(layer)
+        layout = BatchLayout.of(hidden)
+        h = self.model.run_blocks(hidden, layout, layer + 1, self.num_layers)
+        return self.model.project(h)
+
+
+class HFGPT2Teacher(nn.Module):
+    """GPT-2 in Hugging Face format from a local folder (`config.json` + weights) as a `TeacherLM`.
+
+    `hidden_at(tokens, 5)` is TransformerLens' `blocks.5.hook_resid_post`, where the paper's SAE
+    reads (brief §1.2). Nothing is downloaded: the folder must hold the files.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__()
+        from transformers import GPT2LMHeadModel
+
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise CocomixError(
+                f"{path} has no config.json; point teacher.path at a local GPT-2 folder in Hugging "
+                f"Face format (config.json + model.safetensors or pytorch_model.bin)"
+            )
+        try:
+            model = GPT2LMHeadModel.from_pretrained(str(path), local_files_only=True)
+        except (OSError, ValueError) as err:
+            raise CocomixError(f"cannot load GPT-2 weights from {path}: {err}") from None
+        self.model = freeze(model)
+        self.num_layers = int(model.config.n_layer)
+        self.model_dim = int(model.config.n_embd)
+        self.vocab_size = int(model.config.vocab_size)
+
+    def hidden_at(self, tokens: Tensor, layer: int) -> Tensor:
+        out = self.model.transformer(tokens, output_hidden_states=True)
+        # hidden_states[0] is the embedding output; [i + 1] is the residual after block i.
+        return out.hidden_states[layer + 1]
+
+    def logits_from(self, hidden: Tensor, layer: int) -> Tensor:
+        transformer = self.model.transformer
+        h = hidden
+        for block in transformer.h[layer + 1 :]:
+            h = block(h)[0]
+        return self.model.lm_head(transformer.ln_f(h))
+
+
+def check_teacher_vocab(teacher_vocab: int, student_vocab: int) -> None:
+    if teacher_vocab != student_vocab:
+        raise CocomixError(
+            f"the teacher's vocabulary ({teacher_vocab}) differs from the student's tokenizer "
+            f"({student_vocab}); teacher and student must share one tokenizer"
+        )
+
+
+@torch.no_grad()
+def teacher_vocab_size(teacher: nn.Module) -> int:
+    if isinstance(teacher, CocoLMTeacher):
+        return int(teacher.model.config.vocab_size)
+    return int(getattr(teacher, "vocab_size"))
