@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -28,9 +29,11 @@ def load_model_config(run_dir: Path) -> CocoLMConfig:
             f"{run_dir} has no checkpoints/model.yaml; is it a finished cocomix run folder?"
         )
     try:
-        data = yaml.safe_load(card.read_text())
-        return CocoLMConfig(**data["model_config"])
-    except (yaml.YAMLError, KeyError, TypeError) as err:
+        data = yaml.safe_load(card.read_text())["model_config"]
+        # PyYAML reads fairseq2's `1e-05` as a string (YAML 1.1 floats need a dot): coerce by type.
+        floats = {f.name for f in dataclasses.fields(CocoLMConfig) if f.type in ("float", float)}
+        return CocoLMConfig(**{k: float(v) if k in floats else v for k, v in data.items()})
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as err:
         raise CocomixError(f"{card} is corrupt ({err}); rerun the recipe that made it") from None
 
 

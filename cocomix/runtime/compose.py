@@ -129,7 +129,7 @@ def default_preset() -> str:
     return "paper" if torch.cuda.is_available() else "tiny"
 
 
-def _applies(override: str, cfg: DictConfig) -> bool:
+def override_applies(override: str, cfg: DictConfig) -> bool:
     """Whether a preset override names a key of this composed config (presets are shared by
     recipes whose components differ, e.g. `objective.lam` only exists for concept objectives)."""
     key = _override_key(override)
@@ -198,7 +198,7 @@ def compose_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Co
     overlay = [
         o
         for o in _preset_overrides(preset) + recipe_overlay
-        if _override_key(o) not in user_keys and _applies(o, first)
+        if _override_key(o) not in user_keys and override_applies(o, first)
     ]
     effective = overlay + user + [f"preset={preset}"]
     cfg, choices = _compose(path, name, effective)

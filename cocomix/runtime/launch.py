@@ -10,7 +10,7 @@ import yaml
 
 from cocomix.registry import ALL_REGISTRIES, CocomixError
 from cocomix.runtime.builtins import load_builtins
-from cocomix.runtime.compose import ComposedRecipe, compose_recipe, list_recipes
+from cocomix.runtime.compose import ComposedRecipe, compose_recipe, list_recipes, override_applies
 from cocomix.runtime.rundir import RunDir
 
 MAIN_ARM = "main"
@@ -24,7 +24,12 @@ class PlannedRun:
 
 
 def plan_runs(recipe: str, overrides: list[str]) -> list[PlannedRun]:
-    """One composed config per (arm, seed). A recipe without `arms` has the single arm `main`."""
+    """One composed config per (arm, seed). A recipe without `arms` has the single arm `main`.
+
+    In a multi-arm recipe a command-line override reaches the arms that have its key (e.g.
+    `concepts.k_attr=2` skips the NTP arm, which has no concepts); one that no arm has is the
+    usual unknown-key error.
+    """
     load_builtins()
     top = compose_recipe(recipe, overrides)
     arms: dict[str, list[str]] = {k: list(v) for k, v in top.cfg.arms.items()} or {MAIN_ARM: []}
@@ -32,9 +37,13 @@ def plan_runs(recipe: str, overrides: list[str]) -> list[PlannedRun]:
     seeds = [int(top.cfg.seed)] if user_seed or not top.cfg.seeds else [int(s) for s in top.cfg.seeds]
     plans = []
     for arm, arm_overrides in arms.items():
+        applicable = overrides
+        if arm != MAIN_ARM:
+            bare = compose_recipe(recipe, arm_overrides)
+            applicable = [o for o in overrides if override_applies(o, bare.cfg)]
         for seed in seeds:
             # The user's overrides come last so they win over an arm's choices too.
-            composed = compose_recipe(recipe, arm_overrides + overrides + [f"seed={seed}"])
+            composed = compose_recipe(recipe, arm_overrides + applicable + [f"seed={seed}"])
             plans.append(PlannedRun(arm, seed, composed))
     return plans
 

@@ -82,17 +82,26 @@ class HFGPT2Teacher(nn.Module):
         self.model_dim = int(model.config.n_embd)
         self.vocab_size = int(model.config.vocab_size)
 
+    def _blocks(self, h: Tensor, start: int, end: int) -> Tensor:
+        # Blocks called one by one get no mask from the model: pass the causal mask explicitly.
+        t = h.size(1)
+        mask = torch.full((t, t), float("-inf"), dtype=h.dtype, device=h.device).triu(1)
+        mask = mask.view(1, 1, t, t)
+        for block in self.model.transformer.h[start:end]:
+            out = block(h, attention_mask=mask)
+            h = out[0] if isinstance(out, tuple) else out
+        return h
+
     def hidden_at(self, tokens: Tensor, layer: int) -> Tensor:
-        out = self.model.transformer(tokens, output_hidden_states=True)
-        # hidden_states[0] is the embedding output; [i + 1] is the residual after block i.
-        return out.hidden_states[layer + 1]
+        transformer = self.model.transformer
+        positions = torch.arange(tokens.size(1), device=tokens.device)
+        h = transformer.drop(transformer.wte(tokens) + transformer.wpe(positions))
+        # Not `output_hidden_states`: its last entry already has the final LayerNorm applied.
+        return self._blocks(h, 0, layer + 1)
 
     def logits_from(self, hidden: Tensor, layer: int) -> Tensor:
-        transformer = self.model.transformer
-        h = hidden
-        for block in transformer.h[layer + 1 :]:
-            h = block(h)[0]
-        return self.model.lm_head(transformer.ln_f(h))
+        h = self._blocks(hidden, layer + 1, self.num_layers)
+        return self.model.lm_head(self.model.transformer.ln_f(h))
 
 
 def check_teacher_vocab(teacher_vocab: int, student_vocab: int) -> None:

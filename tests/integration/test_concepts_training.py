@@ -1,0 +1,71 @@
+"""The concept pipeline end to end, small: teacher recipe -> SAE -> cached attribution labels ->
+the three arms of ablation/add_vs_mix -> summary; plus the SAE recipe and a dry run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cocomix.runtime.launch import dry_run, run_recipe
+
+SMALL_LM = [
+    "model.num_layers=2", "model.model_dim=64", "model.num_heads=2", "model.ffn_inner_dim=256",
+    "model.insert_layer=1", "train.seq_len=64", "train.micro_batch_size=8", "train.lr=1e-2",
+    "train.warmup_steps=2", "tokenizer.vocab_size=2000", "valid.max_batches=4", "log_every=2",
+    "checkpoint_every=6", "validate_every=6",
+]
+TEACHER = "teacher.overrides=[" + ",".join(f"'{o}'" for o in SMALL_LM + ["steps=12"]) + "]"
+CONCEPTS = [
+    TEACHER, "teacher.layer=0", "sae.n_latents=128", "sae.k=8", "sae.steps=60",
+    "sae.batch_tokens=512", "sae.seq_len=64", "model.concept_topk=8", "concepts.k_attr=2",
+]
+
+
+@pytest.fixture(scope="module")
+def ablation(tmp_path_factory: pytest.TempPathFactory, artifact_cache: Path) -> Path:
+    runs = tmp_path_factory.mktemp("runs")
+    run_recipe("ablation/add_vs_mix", SMALL_LM + CONCEPTS + ["steps=6", "seeds=[0]"], runs)
+    return runs
+
+
+def test_every_arm_ran_and_the_summary_lists_them(ablation: Path) -> None:
+    root = ablation / "ablation" / "add_vs_mix"
+    for arm in ("ntp", "add", "interleave"):
+        run = root / arm / "seed0"
+        assert list((run / "tb").glob("events.out.tfevents.*")), arm
+        assert (run / "metrics" / "valid.jsonl").is_file(), arm
+    summary = json.loads((root / "summary.json").read_text())
+    assert set(summary["arms"]) == {"ntp", "add", "interleave"}
+    for arm in summary["arms"].values():
+        assert arm["valid_ppl_mean"] > 1 and arm["tokens"] == 6 * 8 * 64
+    assert "| interleave |" in (root / "summary.md").read_text()
+
+
+def test_concept_arms_log_concept_loss_and_accuracy(ablation: Path) -> None:
+    for arm in ("add", "interleave"):
+        lines = (ablation / "ablation" / "add_vs_mix" / arm / "seed0" / "metrics" / "train.jsonl").read_text()
+        last = json.loads(lines.splitlines()[-1])
+        assert last["loss_concept"] > 0 and 0 <= last["concept_acc"] <= 1
+        assert last["Loss"] == pytest.approx(last["loss_lm"] + 0.1 * last["loss_concept"], rel=1e-4)
+
+
+def test_labels_were_computed_once_and_shared_by_the_concept_arms(artifact_cache: Path, ablation: Path) -> None:
+    folders = list((artifact_cache / "labels").glob("labels-*"))
+    assert len(folders) == 1  # add and interleave (same seed, same windows) share one cache
+    assert len(list(folders[0].glob("chunk-*.npy"))) == 6  # one chunk per micro-batch
+
+
+def test_sae_recipe_reports_variance_explained(tmp_path: Path, artifact_cache: Path) -> None:
+    sae_overrides = [o for o in CONCEPTS if not o.startswith(("concepts.", "model.concept"))]
+    [run] = run_recipe("sae/train", SMALL_LM + sae_overrides + ["steps=6"], tmp_path)
+    report = json.loads((run.path / "sae_report.json").read_text())
+    assert report["valid"]["fve"] > 0.5  # far better than the mean baseline (fve 0)
+
+
+def test_paper_scale_dry_run_counts_cocomix_parameters() -> None:
+    text = dry_run("pretrain/cocomix", ["preset=paper", "tokenizer.vocab_size=50257"])
+    line = text.splitlines()[-1]
+    total, active = (int(part.split("=")[1]) for part in line.split()[1:])
+    assert abs(total - 85.1e6) < 0.1e6 and abs(active - 68.3e6) < 0.1e6  # paper brief §3
