@@ -250,6 +250,12 @@ class CocomixRecipe(Recipe):
 
     def _build_objective(self, context: RecipeContext) -> Objective:
         name, options = self._composed.group("objective")
+        device = torch.device(str(context.device))
+        artifacts = self._concepts.artifacts
+        if artifacts is not None:
+            # Frozen and outside the student: moved here because fairseq2 only places the model.
+            artifacts.teacher.to(device)
+            artifacts.sae.to(device)
         student = context.get_model_as(CocoMixLM)
         objective_context = ObjectiveContext(
             device=torch.device(str(context.device)),
