@@ -121,5 +121,7 @@ class RecipeSchema:
 # Top-level keys that select a registry entry, in the order they are listed.
 GROUP_KEYS: tuple[str, ...] = ("model", "data", "tokenizer", "objective", "mixer", "concepts")
 
-# Keys a run may change without being a different experiment (resume with or without them).
-RESUME_NEUTRAL_KEYS: tuple[str, ...] = ("stop_at",)
+# Keys a run may change without being a different experiment (resume with or without them):
+# `stop_at` only shortens it; `seeds`/`arms` say which sibling runs a recipe makes, and each
+# run's own settings are compared key by key anyway.
+RESUME_NEUTRAL_KEYS: tuple[str, ...] = ("stop_at", "seeds", "arms")
