@@ -48,6 +48,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script from a checkout: use the project's helpers
+
+from cocomix.data.artifacts import sha256_file  # noqa: E402
 SPLITS = ("train", "valid", "test")
 
 # Chunking and split sizes of the slice. A chunk is the unit of the held-out splits and of the
@@ -74,14 +77,6 @@ def progress(items: Iterable, desc: str) -> Iterable:
         print(f"{desc} ...", flush=True)
         return items
     return tqdm(items, desc=desc, leave=False)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run(cmd: list[str], what: str, **kwargs: object) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cocomix.data.artifacts import atomic_write_text, cache_key
 from cocomix.concepts.sources import ConceptBatch, ConceptSource, SourceContext
 from cocomix.registry import CONCEPT_SOURCES, CocomixError
 
@@ -49,13 +50,6 @@ class CacheContext(SourceContext):
     micro_batch_size: int = 0
 
 
-def _key(parts: dict[str, Any]) -> str:
-    import hashlib
-
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 @CONCEPT_SOURCES.register("cached", CachedConfig)
 class CachedLabels(ConceptSource):
     def __init__(self, config: CachedConfig, context: SourceContext) -> None:
@@ -72,7 +66,7 @@ class CachedLabels(ConceptSource):
         self.batch = context.micro_batch_size
         parts = {**context.key_parts, "source": config.source, "options": vars(options),
                  "layer": context.layer, "micro_batch_size": self.batch}
-        self.key = _key(parts)
+        self.key = cache_key(parts)
         base = context.cache_dir or Path(".")
         self.folder = Path(config.path) if config.path else base / "labels" / f"labels-{self.key}"
         self._open(parts)
@@ -90,9 +84,8 @@ class CachedLabels(ConceptSource):
                 )
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = meta_file.with_name(f".meta.json.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps({"key": self.key, "parts": parts}, indent=2, default=str))
-        tmp.replace(meta_file)
+        meta = json.dumps({"key": self.key, "parts": parts}, indent=2, default=str)
+        atomic_write_text(meta_file, meta)
 
     def _chunk(self, sample_index: Tensor) -> Path:
         first = int(sample_index[0])

@@ -46,13 +46,18 @@ def cache_key(*parts: object) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def file_fingerprint(path: Path) -> str:
-    """16-hex sha256 of a file's bytes."""
+def sha256_file(path: Path) -> str:
+    """Full sha256 of a file, streamed so a multi-gigabyte file never sits in memory."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
+
+
+def file_fingerprint(path: Path) -> str:
+    """16-hex sha256 of a file's bytes."""
+    return sha256_file(path)[:16]
 
 
 def _tmp_sibling(final: Path) -> Path:

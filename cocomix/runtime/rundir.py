@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from cocomix.data.artifacts import atomic_write_text
 from cocomix.registry import CocomixError
 from cocomix.runtime.schema import RESUME_NEUTRAL_KEYS
 
@@ -73,8 +74,8 @@ class RunDir:
                     f"{self.path} holds a run with a different config ({shown}); "
                     f"to start fresh, delete that folder or pass another --runs-dir"
                 )
-        _atomic_write(self.config_file, yaml.safe_dump(resolved, sort_keys=False))
-        _atomic_write(self.path / ENV_FILE, json.dumps(environment(), indent=2) + "\n")
+        atomic_write_text(self.config_file, yaml.safe_dump(resolved, sort_keys=False))
+        atomic_write_text(self.path / ENV_FILE, json.dumps(environment(), indent=2) + "\n")
         return self.last_checkpoint_step() is not None
 
 
@@ -92,12 +93,6 @@ def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
     if old != new:
         return [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
     return []
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def git_revision() -> str | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import abc
 import hashlib
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from typing import Any
 
 from cocomix.registry import CORPORA, CocomixError
 
-FINGERPRINT_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -66,21 +64,6 @@ class Corpus(abc.ABC):
 def build_corpus(name: str, config: Any = None) -> Corpus:
     """The registered corpus ``name`` with ``config`` (its default options when ``None``)."""
     return CORPORA.build(name, config)
-
-
-def short_hash(*parts: Any) -> str:
-    """A stable 16-hex-character digest of JSON-serialisable ``parts``."""
-    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()[:FINGERPRINT_CHARS]
-
-
-def sha256_file(path: Path) -> str:
-    """Streamed, so a multi-gigabyte local file never sits in memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def assets_dir() -> Path:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cocomix.data.corpora.base import Corpus, Document, check_fractions, sha256_file, short_hash
+from cocomix.data.artifacts import cache_key, sha256_file
+from cocomix.data.corpora.base import Corpus, Document, check_fractions
 from cocomix.data.corpora.hf import builder_for, expand_files, iter_texts, load_local, text_column
 from cocomix.registry import CORPORA, CocomixError
 
@@ -117,7 +118,7 @@ class HubTextCorpus(Corpus):
                 root = self.local if self.local.is_dir() else self.local.parent
                 content = [(f.relative_to(root).as_posix(), sha256_file(f)) for f in self.files]
             cfg = self.config
-            self._fingerprint = short_hash(
+            self._fingerprint = cache_key(
                 self.name,
                 cfg.path if self.files is None else "local",
                 sorted(cfg.data_files),

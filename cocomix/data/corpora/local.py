@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cocomix.data.corpora.base import Corpus, Document, check_fractions, sha256_file, short_hash
+from cocomix.data.artifacts import cache_key, sha256_file
+from cocomix.data.corpora.base import Corpus, Document, check_fractions
 from cocomix.data.corpora.hf import builder_for, expand_files, iter_texts, load_local, text_column
 from cocomix.registry import CORPORA, CocomixError
 
@@ -115,7 +116,7 @@ class LocalTextCorpus(Corpus):
             content = [(str(f), sha256_file(f)) for f in self.files]
             # sample_by only shapes text files: a json/parquet-only corpus ignores it.
             sample_by = cfg.sample_by if "text" in self.builders else None
-            self._fingerprint = short_hash(
+            self._fingerprint = cache_key(
                 "local",
                 content,
                 self.builders,

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cocomix.data.corpora.base import Corpus, Document, assets_dir, short_hash
+from cocomix.data.artifacts import cache_key
+from cocomix.data.corpora.base import Corpus, Document, assets_dir
 from cocomix.registry import CORPORA, CocomixError
 
 REBUILD_HINT = (
@@ -122,6 +123,6 @@ class PdEnglishCorpus(Corpus):
         # cuts nothing == no limit.
         content = {f: entry["raw_sha256"] for f, entry in self.manifest["files"].items()}
         every = self._sources == tuple(self.manifest["sources"])
-        return short_hash(
+        return cache_key(
             "pd_english", content, "all" if every else list(self._sources), self._train_limit()
         )

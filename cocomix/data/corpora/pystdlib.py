@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cocomix.data.corpora.base import Corpus, Document, check_fractions, short_hash, unit_interval
+from cocomix.data.artifacts import cache_key
+from cocomix.data.corpora.base import Corpus, Document, check_fractions, unit_interval
 from cocomix.registry import CORPORA, CocomixError
 
 EXCLUDED_DIRS = frozenset({"test", "tests", "idle_test", "site-packages", "__pycache__"})
@@ -114,7 +115,7 @@ class PyStdlibCorpus(Corpus):
                 text = self._text(rel)
                 if text is not None and text.strip():
                     content.append((rel, hashlib.sha256(text.encode("utf-8")).hexdigest()))
-            self._fingerprint = short_hash(
+            self._fingerprint = cache_key(
                 "pystdlib",
                 platform.python_version(),
                 content,
