@@ -112,8 +112,7 @@ def check_teacher_vocab(teacher_vocab: int, student_vocab: int) -> None:
         )
 
 
-@torch.no_grad()
 def teacher_vocab_size(teacher: nn.Module) -> int:
     if isinstance(teacher, CocoLMTeacher):
         return int(teacher.model.config.vocab_size)
-    return int(getattr(teacher, "vocab_size"))
+    return int(teacher.vocab_size)

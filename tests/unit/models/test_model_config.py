@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError
 
 from cocomix.models import CocoLMConfig, create_cocomix_lm
 from cocomix.registry import ARCHS, CocomixError, UnknownNameError
@@ -102,7 +103,7 @@ def test_omegaconf_can_type_the_config() -> None:
     merged = OmegaConf.merge(schema, {"model_dim": 64, "pad_idx": 3})
     obj = OmegaConf.to_object(merged)
     assert isinstance(obj, CocoLMConfig) and obj.model_dim == 64 and obj.pad_idx == 3
-    with pytest.raises(Exception):  # typos fail at compose time
+    with pytest.raises(ConfigKeyError):  # typos fail at compose time
         OmegaConf.merge(schema, {"model_dimm": 64})
 
 
