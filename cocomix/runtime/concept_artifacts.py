@@ -39,13 +39,19 @@ class ConceptArtifacts:
     layer: int
     identity: str
     """Hash of teacher + SAE + layer: part of every concept-label cache key."""
+    locations: dict[str, str]
+    """Where the teacher and SAE were read from (recorded in the run's `artifacts.json`)."""
 
 
-def ensure_teacher(composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts) -> tuple[TeacherLM, str]:
-    """The frozen teacher and a string that identifies it (for cache keys)."""
+def ensure_teacher(
+    composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts
+) -> tuple[TeacherLM, str, str]:
+    """The frozen teacher, a string that identifies it (for cache keys) and where it lives."""
     spec = composed.cfg.teacher
+    location = str(spec.path)
     if spec.source == "recipe":
         run_dir, identity = _produce_teacher(composed, cache_dir)
+        location = str(run_dir)
         teacher: TeacherLM = CocoLMTeacher(load_trained_lm(run_dir))
     elif spec.source == "checkpoint":
         teacher = CocoLMTeacher(load_trained_lm(Path(spec.path)))
@@ -61,7 +67,7 @@ def ensure_teacher(composed: ComposedRecipe, cache_dir: Path, data: DataArtifact
             f"teacher.layer={spec.layer} is outside the teacher ({teacher.num_layers} blocks): "
             f"choose 0..{teacher.num_layers - 1}"
         )
-    return teacher, identity
+    return teacher, identity, location
 
 
 def _produce_teacher(composed: ComposedRecipe, cache_dir: Path) -> tuple[Path, str]:
@@ -96,12 +102,12 @@ def collect_activations(teacher: TeacherLM, layer: int, shard: TokenShard, *, to
 
 
 def ensure_sae(composed: ComposedRecipe, cache_dir: Path, teacher: TeacherLM,
-               teacher_id: str, data: DataArtifacts) -> tuple[TopKSAE, str, dict[str, Any]]:
+               teacher_id: str, data: DataArtifacts) -> tuple[TopKSAE, str, dict[str, Any], Path]:
     spec = composed.cfg.sae
     layer = int(composed.cfg.teacher.layer)
     if spec.source == "file":
         sae = load_openai_sae(Path(spec.path), expected_d_model=teacher.model_dim)
-        return _frozen(sae), cache_key("file", str(Path(spec.path).resolve())), {}
+        return _frozen(sae), cache_key("file", str(Path(spec.path).resolve())), {}, Path(spec.path)
     if spec.source != "train":
         raise CocomixError(f"sae.source={spec.source!r}; choose train or file")
     options = {k: spec[k] for k in ("n_latents", "k", "steps", "lr", "batch_tokens", "seq_len", "seed")}
@@ -115,7 +121,7 @@ def ensure_sae(composed: ComposedRecipe, cache_dir: Path, teacher: TeacherLM,
     sae = load_openai_sae(folder / "sae.pt", expected_d_model=teacher.model_dim)
     report = json.loads((folder / "report.json").read_text())
     print(f"sae: {folder} (variance explained {report['valid']['fve']:.3f})")
-    return _frozen(sae), identity, report
+    return _frozen(sae), identity, report, folder / "sae.pt"
 
 
 def train_sae_on_teacher(teacher: TeacherLM, layer: int, train: TokenShard, valid: TokenShard,
@@ -153,7 +159,8 @@ def _frozen(sae: TopKSAE) -> TopKSAE:
 
 
 def ensure_concepts(composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts) -> ConceptArtifacts:
-    teacher, teacher_id = ensure_teacher(composed, cache_dir, data)
-    sae, sae_id, _ = ensure_sae(composed, cache_dir, teacher, teacher_id, data)
+    teacher, teacher_id, teacher_at = ensure_teacher(composed, cache_dir, data)
+    sae, sae_id, _, sae_at = ensure_sae(composed, cache_dir, teacher, teacher_id, data)
     layer = int(composed.cfg.teacher.layer)
-    return ConceptArtifacts(teacher, sae, layer, cache_key(teacher_id, sae_id, layer))
+    locations = {"teacher": teacher_at, "sae": str(sae_at)}
+    return ConceptArtifacts(teacher, sae, layer, cache_key(teacher_id, sae_id, layer), locations)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 import torch
 import yaml
 
@@ -130,8 +132,26 @@ def train_lm(composed: ComposedRecipe, run_dir: Path, cache_dir: Path) -> None:
 
     data = prepare_data(composed, cache_dir)
     components = build_concept_components(composed, cache_dir, data)
+    record_artifacts(run_dir, data, components)
     config = to_fairseq2_config(composed, data.tokenizer.vocab_size, components.num_concepts)
     run_fairseq2(CocomixRecipe(composed, data, components), config, run_dir)
+
+
+def record_artifacts(run_dir: Path, data: Any, components: Any) -> None:
+    """`artifacts.json`: where the run's tokenizer, shards, teacher and SAE live, for the tools
+    that reload a run (evaluation, generation, concept inspection)."""
+    from cocomix.data.artifacts import atomic_write_text
+
+    record = {
+        "tokenizer": str(data.tokenizer.path),
+        "train_shard": str(data.train.directory),
+        "valid_shard": str(data.valid.directory),
+        "corpus": data.corpus.name,
+    }
+    if components.artifacts is not None:
+        record.update(components.artifacts.locations)
+        record["teacher_layer"] = components.artifacts.layer
+    atomic_write_text(run_dir / "artifacts.json", json.dumps(record, indent=2) + "\n")
 
 
 def listing() -> str:
