@@ -151,6 +151,7 @@ def record_artifacts(run_dir: Path, data: Any, components: Any) -> None:
     if components.artifacts is not None:
         record.update(components.artifacts.locations)
         record["teacher_layer"] = components.artifacts.layer
+    run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "artifacts.json", json.dumps(record, indent=2) + "\n")
 
 
