@@ -26,6 +26,8 @@ class ConceptComponents:
     source: Any = None
     """The concept source the objective reads labels or teacher states from (None: no concepts)."""
     artifacts: Any = None
+    teacher: Any = None
+    """The frozen teacher, for objectives that read it directly (knowledge distillation)."""
 
 
 def needs_concept_head(composed: ComposedRecipe) -> bool:
@@ -34,6 +36,11 @@ def needs_concept_head(composed: ComposedRecipe) -> bool:
     return bool(getattr(objective, "requires_concept_head", False)) or bool(
         getattr(mixer, "needs_concept", False)
     )
+
+
+def needs_teacher(composed: ComposedRecipe) -> bool:
+    objective = OBJECTIVES.get(composed.choices["objective"]).factory
+    return bool(getattr(objective, "requires_teacher", False))
 
 
 def needs_concept_source(composed: ComposedRecipe) -> bool:
@@ -69,7 +76,12 @@ def build_concept_components(composed: ComposedRecipe, cache_dir: Path, data: Da
     _check_choices(composed)
     name = composed.choices["concepts"]
     if name == NO_CONCEPTS:
-        return ConceptComponents(num_concepts=planned_num_concepts(composed))
+        teacher = None
+        if needs_teacher(composed):
+            from cocomix.runtime.concept_artifacts import ensure_teacher
+
+            teacher, _, _ = ensure_teacher(composed, cache_dir, data)
+        return ConceptComponents(num_concepts=planned_num_concepts(composed), teacher=teacher)
     from cocomix.concepts.cached import CacheContext
     from cocomix.runtime.concept_artifacts import ensure_concepts
 
@@ -93,4 +105,6 @@ def build_concept_components(composed: ComposedRecipe, cache_dir: Path, data: Da
     )
     source = CONCEPT_SOURCES.build(name, options, context)
     num_concepts = int(artifacts.sae.n_latents) if needs_concept_head(composed) else 0
-    return ConceptComponents(num_concepts=num_concepts, source=source, artifacts=artifacts)
+    return ConceptComponents(
+        num_concepts=num_concepts, source=source, artifacts=artifacts, teacher=artifacts.teacher
+    )

@@ -202,7 +202,27 @@ def compose_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Co
     ]
     effective = overlay + user + [f"preset={preset}"]
     cfg, choices = _compose(path, name, effective)
+    implied = _implied_mixer(choices)
+    if implied is not None:
+        effective.append(f"mixer={implied}")
+        cfg, choices = _compose(path, name, effective)
     return ComposedRecipe(name=name, cfg=cfg, choices=choices, overrides=effective, preset=preset)
+
+
+def _implied_mixer(choices: dict[str, str]) -> str | None:
+    """An objective defined with a mixer (e.g. `pause`) selects it when the recipe left `none`."""
+    from cocomix.registry import OBJECTIVES
+
+    objective = choices["objective"]
+    implied = getattr(OBJECTIVES.get(objective).factory, "implied_mixer", None)
+    if implied is None or choices["mixer"] == implied:
+        return None
+    if choices["mixer"] != "none":
+        raise CocomixError(
+            f"objective={objective} is defined with mixer={implied}, not mixer={choices['mixer']}; "
+            f"drop the mixer override"
+        )
+    return str(implied)
 
 
 def config_to_dataclass(obj: Any) -> dict[str, Any]:

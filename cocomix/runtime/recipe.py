@@ -251,11 +251,11 @@ class CocomixRecipe(Recipe):
     def _build_objective(self, context: RecipeContext) -> Objective:
         name, options = self._composed.group("objective")
         device = torch.device(str(context.device))
-        artifacts = self._concepts.artifacts
-        if artifacts is not None:
-            # Frozen and outside the student: moved here because fairseq2 only places the model.
-            artifacts.teacher.to(device)
-            artifacts.sae.to(device)
+        # Frozen and outside the student: moved here because fairseq2 only places the model.
+        if self._concepts.teacher is not None:
+            self._concepts.teacher.to(device)
+        if self._concepts.artifacts is not None:
+            self._concepts.artifacts.sae.to(device)
         student = context.get_model_as(CocoMixLM)
         objective_context = ObjectiveContext(
             device=torch.device(str(context.device)),
@@ -263,6 +263,7 @@ class CocomixRecipe(Recipe):
                 "student": student,
                 "data": self._data,
                 "concept_source": self._concepts.source,
+                "teacher": self._concepts.teacher,
             },
         )
         objective = OBJECTIVES.build(name, options, objective_context)
