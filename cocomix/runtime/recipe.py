@@ -242,7 +242,7 @@ class CocomixRecipe(Recipe):
             sync_mode=SyncMode.UNTIL_LAST,
         )
         return context.create_trainer(
-            ObjectiveTrainUnit(model, objective),
+            ObjectiveTrainUnit(model, objective, context.output_dir / "checkpoints"),
             train_reader,
             [ValidationUnit(model)],
             [valid_reader],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import MutableMapping
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -14,6 +15,7 @@ from fairseq2.metrics.aggregation import Mean, Sum
 from fairseq2.recipe import EvalUnit, TrainUnit
 
 from cocomix.objectives.base import Objective
+from cocomix.registry import CocomixError
 from cocomix.objectives.terms import next_token_loss
 from cocomix.types import ModelOutput, TokenBatch
 
@@ -45,10 +47,32 @@ def _add_sums(bag: MetricBag) -> None:
     bag.add("total_num_elements", Sum())
 
 
+class DivergenceError(CocomixError):
+    """The loss became NaN or infinite; raised before the bad step can touch the weights."""
+
+
 class ObjectiveTrainUnit(TrainUnit[SequenceBatch]):
-    def __init__(self, model: nn.Module, objective: Objective) -> None:
+    def __init__(self, model: nn.Module, objective: Objective, checkpoint_dir: Path) -> None:
         self._lm = DataParallelLM(model)
         self._objective = objective
+        self._checkpoint_dir = checkpoint_dir
+        self._step_nr = 0
+
+    def set_step_nr(self, step_nr: int) -> None:
+        self._step_nr = step_nr
+
+    def _check_finite(self, loss: Tensor) -> None:
+        if bool(torch.isfinite(loss.detach())):
+            return
+        from cocomix.runtime.checkpoint import checkpoint_steps
+
+        steps = checkpoint_steps(self._checkpoint_dir.parent)
+        last = f"step {steps[-1]} in {self._checkpoint_dir}" if steps else "none yet"
+        raise DivergenceError(
+            f"the loss is {loss.item()} at step {self._step_nr}; training stopped before this step "
+            f"updated the weights (last good checkpoint: {last}). Lower train.lr or raise "
+            f"train.warmup_steps, then rerun the same command to resume from that checkpoint"
+        )
 
     def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
         metric_bag.add("loss", Mean())
@@ -58,6 +82,7 @@ class ObjectiveTrainUnit(TrainUnit[SequenceBatch]):
 
     def process_batch(self, batch: SequenceBatch, metric_bag: MetricBag) -> tuple[Tensor, None]:
         out = self._objective.compute(self._lm, token_batch(batch))
+        self._check_finite(out.loss)
         with torch.no_grad():
             n = out.num_targets
             metric_bag.get("loss", Mean).update(out.loss.detach(), weight=n)

@@ -69,3 +69,16 @@ def test_paper_scale_dry_run_counts_cocomix_parameters() -> None:
     line = text.splitlines()[-1]
     total, active = (int(part.split("=")[1]) for part in line.split()[1:])
     assert abs(total - 85.1e6) < 0.1e6 and abs(active - 68.3e6) < 0.1e6  # paper brief §3
+
+
+def test_teacher_and_sae_stay_out_of_student_checkpoints(ablation: Path) -> None:
+    import torch
+
+    from cocomix.runtime.checkpoint import load_trained_lm
+
+    run = ablation / "ablation" / "add_vs_mix" / "interleave" / "seed0"
+    files = list((run / "checkpoints").glob("step_*/model/**/*.pt"))
+    state = torch.load(files[0], map_location="cpu", weights_only=True)
+    model = load_trained_lm(run)
+    assert set(state) == set(model.state_dict())  # the student only: no teacher, no SAE
+    assert any(key.startswith("concept_head.") for key in state)

@@ -91,3 +91,17 @@ def test_rerun_with_other_config_is_refused(straight: Path) -> None:
     overrides = SMALL + ["steps=12", "train.warmup_steps=2", "checkpoint_every=6", "validate_every=6"]
     with pytest.raises(CocomixError, match="different config .*train.lr"):
         run_recipe("pretrain/ntp", overrides + ["train.lr=1e-4"], runs)
+
+
+def test_plugin_objective_and_divergence_stop_with_last_good_checkpoint(
+    tmp_path: Path, artifact_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    overrides = SMALL + [
+        "plugins=[divergent_plugin]", "objective=divergent_ntp", "objective.nan_from_call=5",
+        "steps=12", "train.warmup_steps=2", "checkpoint_every=2", "validate_every=2",
+    ]
+    with pytest.raises(CocomixError, match=r"the loss is nan at step 5; .*last good checkpoint: step 4"):
+        run_recipe("pretrain/ntp", overrides, tmp_path)
+    run = tmp_path / "pretrain" / "ntp" / "main" / "seed22"
+    assert sorted(p.name for p in (run / "checkpoints").glob("step_*")) == ["step_2", "step_4"]

@@ -1,0 +1,29 @@
+"""A third-party objective registered from outside the package (recipe key `plugins:`): plain NTP
+that turns its loss into NaN from the third micro-batch on, to exercise divergence handling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cocomix.objectives.ntp import NextTokenPrediction, NtpConfig
+from cocomix.registry import OBJECTIVES
+from cocomix.types import ConceptLM, LossOutput, TokenBatch
+
+
+@dataclass
+class DivergentConfig(NtpConfig):
+    nan_from_call: int = 3
+
+
+@OBJECTIVES.register("divergent_ntp", DivergentConfig)
+class DivergentNtp(NextTokenPrediction):
+    def __init__(self, config: DivergentConfig, context: object = None) -> None:
+        super().__init__(config)
+        self.calls = 0
+
+    def compute(self, model: ConceptLM, batch: TokenBatch) -> LossOutput:
+        out = super().compute(model, batch)
+        self.calls += 1
+        if self.calls >= self.config.nan_from_call:
+            out.loss = out.loss * float("nan")
+        return out
