@@ -27,7 +27,13 @@ class ModelOutput:
     """(B, T, d) residual stream entering block ``insert_layer`` (the concept layer)."""
 
     concept_logits: Tensor | None = None
-    """(B, T, C) concept-prediction logits z_t (paper Eq. 3's input), when the model has a head."""
+    """(B, T, C) concept-prediction logits z_t (paper Eq. 3's input), when the model has an
+    SAE-concept head (``ConceptHead``)."""
+
+    concept_prediction: Tensor | None = None
+    """(B, T, d_con) predicted teacher hidden states g(h_t), when the model has a hidden-state
+    head (``HiddenStateHead``; Fig. 6b, brief §2.4). A separate field, not ``concept_logits``, so
+    objectives that expect concept logits fail clearly on this head."""
 
     extras: dict[str, Tensor] = field(default_factory=dict)
     """Anything else a custom model wants to hand a custom objective."""

@@ -23,6 +23,13 @@ Code-faithful to the official implementation (paper brief §1.3, §1.4, pseudo-c
 "Active" parameters (brief §3): base + (C + K)·d, i.e. the predictor plus only the k compressor
 columns a token uses; ``inactive_parameter_count()`` reports the other ``(C - k)·d``.
 
+Without compressor (``compress=False``; "concept prediction only", brief §2.7 / Fig. 6d) the head
+is ``pre_bias`` + predictor and returns ``(z, None)``: the concept logits are an auxiliary
+training output that no later computation reads, so every head parameter is *inactive*
+(``inactive_parameter_count()`` is the whole head), matching Fig. 6d, which counts the
+prediction-only model like NTP (53M) rather than like CoCoMix (69M). ``pre_bias`` is kept (it is
+then redundant with the predictor bias) so the head is exactly CoCoMix's minus its compressor.
+
 Steering (brief §2.9, paper Fig. 5): ``head.steer = (concept_id, scale)`` multiplies that logit
 by ``scale`` before the TopK (the brief leaves "before or after TopK" unconfirmed; before is the
 reading that can switch a concept on).
@@ -77,6 +84,11 @@ def layer_norm_stats(h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 class ConceptHead(nn.Module):
     """Predictor d -> C, TopK(k), compressor C -> d, shared ``pre_bias``, LN statistics in/out."""
 
+    prediction_field = "concept_logits"
+    """The ``ModelOutput`` field the model stores this head's first output in."""
+
+    compressor: NormalInitLinear | None
+
     steer: tuple[int, float] | None
     """``(concept_id, scale)``: multiply that concept logit by ``scale`` before the TopK (the
     returned ``z`` is the steered one, i.e. what the TopK saw). Inference only; ``None`` = off."""
@@ -88,6 +100,7 @@ class ConceptHead(nn.Module):
         topk: int,
         init_std: float = 0.02,
         *,
+        compress: bool = True,
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -106,9 +119,12 @@ class ConceptHead(nn.Module):
             model_dim, num_concepts, init_std=init_std, device=device, dtype=dtype
         )
         # Weight (d, C) as in the official state dict; used only through column gathers.
-        self.compressor = NormalInitLinear(
-            num_concepts, model_dim, init_std=init_std, device=device, dtype=dtype
-        )
+        compressor = None
+        if compress:
+            compressor = NormalInitLinear(
+                num_concepts, model_dim, init_std=init_std, device=device, dtype=dtype
+            )
+        self.register_module("compressor", compressor)
         self.steer = None
         self.reset_parameters()
 
@@ -128,7 +144,12 @@ class ConceptHead(nn.Module):
         self.steer = (int(concept_id), float(scale))
 
     def inactive_parameter_count(self) -> int:
-        """Compressor weights a token does not use: ``(C - k)·d`` (brief §3 "active")."""
+        """Compressor weights a token does not use: ``(C - k)·d`` (brief §3 "active").
+
+        Without compressor nothing the LM computes reads the head, so all of it is inactive.
+        """
+        if self.compressor is None:
+            return sum(p.numel() for p in self.parameters())
         return (self.num_concepts - self.topk) * self.model_dim
 
     def predict(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -150,6 +171,10 @@ class ConceptHead(nn.Module):
         (rows of W^T) and sums them weighted by the logits in one kernel; gradients reach both
         the weights and the values, and no ``(..., k, d)`` intermediate is materialised.
         """
+        if self.compressor is None:
+            raise CocomixError(
+                "this concept head was built without compressor (model.concept_compress=false)"
+            )
         lead = values.shape[:-1]
         k = values.size(-1)
         # Rows of a contiguous W^T: gathering strided columns of W directly is several times
@@ -165,13 +190,21 @@ class ConceptHead(nn.Module):
         )
         return out.view(*lead, self.model_dim) + self.compressor.bias
 
-    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        """``h`` (..., d) -> ``(z (..., C), c_hat (..., d))``; ``c_hat`` is at ``h``'s scale."""
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``h`` (..., d) -> ``(z (..., C), c_hat (..., d))``; ``c_hat`` is at ``h``'s scale.
+
+        Without compressor: ``(z, None)`` (no TopK either; nothing would read it).
+        """
         z, mu, std = self.predict(h)
+        if self.compressor is None:
+            return z, None
         values, indices = torch.topk(z, self.topk, dim=-1, sorted=False)
         compressed = self.compress(values, indices)
         c_hat = (compressed + self.pre_bias) * std + mu
         return z, c_hat
 
     def extra_repr(self) -> str:
-        return f"model_dim={self.model_dim}, num_concepts={self.num_concepts}, topk={self.topk}"
+        return (
+            f"model_dim={self.model_dim}, num_concepts={self.num_concepts}, topk={self.topk}, "
+            f"compress={self.compressor is not None}"
+        )

@@ -15,6 +15,9 @@ from fairseq2.utils.validation import ValidationResult
 import cocomix.mixers  # noqa: F401  (registers the built-in mixers validate() checks against)
 from cocomix.registry import MIXERS, CocomixError
 
+CONCEPT_HEADS = ("sae", "hidden")
+"""``sae``: ``cocomix.concepts.head.ConceptHead``; ``hidden``: ``cocomix.concepts.hidden_head``."""
+
 
 @dataclass
 class CocoLMConfig:
@@ -42,6 +45,20 @@ class CocoLMConfig:
     """Size C of the concept head's vocabulary (the paper's SAE has 32768); 0 = no head."""
     concept_topk: int = 32
     """K: concept logits kept by the head's TopK before compression (paper: 32)."""
+    concept_head: str = "sae"
+    """Which concept head: ``sae`` (linear predictor over C SAE concepts, TopK, compressor; paper
+    §2.2) or ``hidden`` (2-layer MLP predicting the teacher's hidden state, then a compressor
+    d_con -> d; Fig. 6b, brief §2.4). ``sae`` exists when ``num_concepts > 0``, ``hidden`` when
+    ``teacher_dim > 0``."""
+    concept_compress: bool = True
+    """Whether the head keeps its compressor (the part producing c_hat). Rule: a run sets it to
+    ``mixer.needs_concept or objective.requires_concept_compressor``, so "concept prediction only"
+    (mixer none; Fig. 6d) has a head without compressor; a mixer that reads c_hat with
+    ``concept_compress=false`` is refused."""
+    teacher_dim: int = 0
+    """d_con, width of the teacher hidden state the ``hidden`` head predicts (GPT-2 124M: 768)."""
+    concept_mlp_hidden: int = 0
+    """Inner width of the ``hidden`` head's MLP; 0 = 4 * model_dim."""
 
     def validate(self) -> ValidationResult:
         """Raise ``CocomixError`` naming the first problem; return an empty result otherwise.
@@ -77,13 +94,33 @@ class CocoLMConfig:
         self._validate_concepts()
         return ValidationResult()
 
+    @property
+    def has_concept_head(self) -> bool:
+        """Whether the factory builds a concept head (of kind ``concept_head``)."""
+        if self.concept_head == "hidden":
+            return self.teacher_dim > 0
+        return self.num_concepts > 0
+
     def _validate_concepts(self) -> None:
-        """The concept head's sizes and the mixer/head consistency (paper brief §1.4-1.5)."""
+        """The concept head's sizes and the mixer/head consistency (paper brief §1.4-1.5, §2.4)."""
         entry = MIXERS.get(self.mixer)  # raises UnknownNameError listing the known mixers
-        for name in ("num_concepts", "concept_topk"):
+        if self.concept_head not in CONCEPT_HEADS:
+            raise CocomixError(
+                f"model.concept_head={self.concept_head!r}; choose one of {', '.join(CONCEPT_HEADS)}"
+            )
+        if not isinstance(self.concept_compress, bool):
+            raise CocomixError(
+                f"model.concept_compress must be true or false, but is {self.concept_compress!r}"
+            )
+        for name in ("num_concepts", "concept_topk", "teacher_dim", "concept_mlp_hidden"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise CocomixError(f"model.{name} must be a non-negative integer, but is {value!r}")
+        if self.concept_head == "hidden" and self.num_concepts > 0:
+            raise CocomixError(
+                f"model.concept_head=hidden predicts teacher hidden states, not concepts, but "
+                f"model.num_concepts={self.num_concepts}; set model.num_concepts=0"
+            )
         if self.num_concepts > 0:
             if self.concept_topk == 0:
                 raise CocomixError(
@@ -96,12 +133,25 @@ class CocoLMConfig:
                 )
         # A mixer class says whether it reads c_hat; a plain-function factory cannot, so it is
         # trusted here and fails at the first forward instead (Mixer._require_concept).
-        if getattr(entry.factory, "needs_concept", False) and self.num_concepts == 0:
-            raise CocomixError(
-                f"mixer {self.mixer!r} mixes in predicted concepts, but model.num_concepts=0 "
-                f"builds no concept head; set model.num_concepts (the paper uses 32768) or "
-                f"choose mixer=none or mixer=pause"
-            )
+        if getattr(entry.factory, "needs_concept", False):
+            if not self.has_concept_head:
+                if self.concept_head == "hidden":
+                    raise CocomixError(
+                        f"mixer {self.mixer!r} mixes in predicted concepts, but "
+                        f"model.teacher_dim=0 builds no hidden-state head; set model.teacher_dim "
+                        f"to the teacher's hidden size"
+                    )
+                raise CocomixError(
+                    f"mixer {self.mixer!r} mixes in predicted concepts, but model.num_concepts=0 "
+                    f"builds no concept head; set model.num_concepts (the paper uses 32768) or "
+                    f"choose mixer=none or mixer=pause"
+                )
+            if not self.concept_compress:
+                raise CocomixError(
+                    f"mixer {self.mixer!r} mixes in the compressed concept, but "
+                    f"model.concept_compress=false builds the head without compressor; set "
+                    f"model.concept_compress=true or choose mixer=none"
+                )
 
     @property
     def head_dim(self) -> int:

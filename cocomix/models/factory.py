@@ -4,8 +4,11 @@ GPT-2 (paper brief §3 "Dropout [code]" and "Common settings"): token embedding 
 positions, embedding dropout, pre-LN blocks (attention with biases, 4d GELU-tanh MLP), residual and
 attention-weight dropout, a final LayerNorm and an LM head tied to the token embedding. Init
 N(0, 0.02) for every linear and embedding, zero biases, and the residual output projections
-(attention out, MLP out) N(0, 0.02 / sqrt(2L)). With ``num_concepts > 0`` the concept head
-(``cocomix.concepts.head.ConceptHead``) sits at ``insert_layer``; the mixer comes from
+(attention out, MLP out) N(0, 0.02 / sqrt(2L)). The concept head sits at ``insert_layer``:
+``concept_head="sae"`` with ``num_concepts > 0`` builds ``cocomix.concepts.head.ConceptHead``,
+``concept_head="hidden"`` with ``teacher_dim > 0`` builds
+``cocomix.concepts.hidden_head.HiddenStateHead`` (Fig. 6b); ``concept_compress=False`` builds
+either without its compressor ("prediction only", Fig. 6d). The mixer comes from
 ``cocomix.registry.MIXERS``.
 
 Every initialiser is attached to the module it initialises (``init_fn``, or the module's own
@@ -35,6 +38,7 @@ from fairseq2.nn import Linear, StandardEmbedding, StandardLayerNorm, TiedProjec
 from torch import nn
 
 from cocomix.concepts.head import ConceptHead
+from cocomix.concepts.hidden_head import HiddenStateHead
 from cocomix.models.config import CocoLMConfig
 from cocomix.models.model import CocoMixLM
 from cocomix.models.position import GPT2PositionEncoder
@@ -101,23 +105,43 @@ def create_cocomix_lm(
     layer_norm = _create_layer_norm(config, device=device, dtype=dtype)
     # Tied LM head without bias (GPT-2 lm_head): shares the token embedding's Parameter.
     final_proj = TiedProjection(embed.weight, bias=None)
-    concept_head = None
-    if config.num_concepts > 0:
-        # Predictor and compressor N(0, init_std), zero biases and pre_bias (brief §1.3-1.4);
-        # each initialiser is the module's own reset_parameters, so meta materialisation agrees.
-        concept_head = ConceptHead(
-            config.model_dim,
-            config.num_concepts,
-            config.concept_topk,
-            init_std=std,
-            device=device,
-            dtype=dtype,
-        )
+    concept_head = _create_concept_head(config, device=device, dtype=dtype)
     # Mixer factories take (config, model_dim) only; move the result (pause's vector) to the
     # model's device and dtype here.
     mixer = MIXERS.build(config.mixer, None, config.model_dim).to(device=device, dtype=dtype)
     return CocoMixLM(
         config, frontend, layers, layer_norm, final_proj, mixer=mixer, concept_head=concept_head
+    )
+
+
+def _create_concept_head(
+    config: CocoLMConfig, *, device: Device, dtype: DataType | None
+) -> nn.Module | None:
+    """The head ``config`` asks for, or None (``config.has_concept_head`` is False).
+
+    Every linear N(0, init_std), zero biases and pre_bias (brief §1.3-1.4); each initialiser is
+    the module's own reset_parameters, so meta materialisation agrees.
+    """
+    if not config.has_concept_head:
+        return None
+    if config.concept_head == "hidden":
+        return HiddenStateHead(
+            config.model_dim,
+            config.teacher_dim,
+            config.concept_mlp_hidden,
+            init_std=config.init_std,
+            compress=config.concept_compress,
+            device=device,
+            dtype=dtype,
+        )
+    return ConceptHead(
+        config.model_dim,
+        config.num_concepts,
+        config.concept_topk,
+        init_std=config.init_std,
+        compress=config.concept_compress,
+        device=device,
+        dtype=dtype,
     )
 
 

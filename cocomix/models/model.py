@@ -34,8 +34,11 @@ class CocoMixLM(CausalLM):
     """GPT-2 split at ``config.insert_layer`` with a pluggable mixer and an optional concept head.
 
     Concept-head protocol: ``model.concept_head`` is a ``Module`` whose ``forward(h)`` returns
-    ``(concept_logits (..., T, C), c_hat (..., T, d))`` per position (the factory builds
-    ``cocomix.concepts.head.ConceptHead`` when ``config.num_concepts > 0``); it may define
+    ``(prediction (..., T, *), c_hat (..., T, d) or None)`` per position (the factory builds
+    ``cocomix.concepts.head.ConceptHead`` or ``cocomix.concepts.hidden_head.HiddenStateHead``;
+    ``c_hat`` is None for a head without compressor). Its class attribute ``prediction_field``
+    names the ``ModelOutput`` field that carries the prediction (default ``concept_logits``;
+    ``concept_prediction`` for predicted hidden states). It may define
     ``inactive_parameter_count() -> int`` for ``count_parameters``. Being per-position, the head
     needs no cache: one new token during cached decoding gives one new head output.
     """
@@ -109,7 +112,10 @@ class CocoMixLM(CausalLM):
         return self.run_blocks(h, layout, 0, self.insert_layer, state_bag=state_bag)
 
     def predict_concept(self, h: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        """``(concept_logits, c_hat)`` from the concept head, or ``(None, None)`` without one."""
+        """``(prediction, c_hat)`` from the concept head, or ``(None, None)`` without one.
+
+        ``prediction`` is the concept logits (SAE head) or the predicted teacher hidden states
+        (hidden head); ``c_hat`` is None for a head without compressor."""
         if self.concept_head is None:
             return None, None
         concept_logits, concept = self.concept_head(h)
@@ -154,7 +160,7 @@ class CocoMixLM(CausalLM):
     def _run(
         self, seqs: Tensor, layout: BatchLayout, state_bag: IncrementalStateBag | None
     ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Everything up to the LM head: ``(lm_input (..., T, d), hidden, concept_logits)``."""
+        """Everything up to the LM head: ``(lm_input (..., T, d), hidden, head prediction)``."""
         h = self.embed(seqs, layout, state_bag=state_bag)
         h = self.run_lower(h, layout, state_bag)
         concept_logits, concept = self.predict_concept(h)
@@ -173,10 +179,12 @@ class CocoMixLM(CausalLM):
                 f"sequence length {tokens.size(1)} exceeds the model's max_seq_len="
                 f"{self.max_seq_len}: shorten train.seq_len or raise model.max_seq_len"
             )
-        lm_input, hidden, concept_logits = self._run(tokens, BatchLayout.of(tokens), None)
-        return ModelOutput(
-            logits=self.project(lm_input), hidden=hidden, concept_logits=concept_logits
-        )
+        lm_input, hidden, prediction = self._run(tokens, BatchLayout.of(tokens), None)
+        out = ModelOutput(logits=self.project(lm_input), hidden=hidden)
+        if prediction is not None:
+            field = getattr(self.concept_head, "prediction_field", "concept_logits")
+            setattr(out, field, prediction)
+        return out
 
     def forward(  # type: ignore[override]
         self,
@@ -231,8 +239,9 @@ def count_parameters(model: Module) -> tuple[int, int]:
 
     "Active" follows the paper brief §3: base + (C + K)·d, i.e. of the concept compressor only the
     K columns a token uses count. The concept head reports what it does not use per token through
-    ``inactive_parameter_count()`` (its ``(C - K)·d`` compressor columns); without a head,
-    active == total.
+    ``inactive_parameter_count()`` (its ``(C - K)·d`` compressor columns; the whole head when it
+    has no compressor, since then no next-token prediction reads it: Fig. 6d counts "concept
+    prediction only" like NTP); without a head, active == total.
     """
     inner = getattr(model, "module", model)  # unwrap DDP-style wrappers
     total = sum(p.numel() for p in inner.parameters())

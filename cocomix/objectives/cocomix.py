@@ -25,17 +25,22 @@ class CoCoMixConfig:
 
 @OBJECTIVES.register("cocomix", CoCoMixConfig)
 class CoCoMix(Objective):
+    registered_name = "cocomix"
     metric_names = ("loss_lm", "loss_concept", "concept_acc")
     requires_concept_head = True
     requires_concept_source = True
 
     def __init__(self, config: CoCoMixConfig, context: ObjectiveContext) -> None:
         super().__init__()
+        name = self.objective_name()
         if config.lam < 0:
             raise CocomixError(f"objective.lam={config.lam} must be >= 0")
         source = context.artifacts.get("concept_source")
         if source is None:
-            raise CocomixError("objective=cocomix needs a concept source (concepts=attribution, ...)")
+            raise CocomixError(
+                f"objective={name} needs a concept source (concepts=attribution, ...)"
+            )
+        self.check_student(context)
         self.config = config
         student = context.artifacts.get("student")
         # The student's TopK width k, for the hit-rate metric (labels among its top-k concepts).
@@ -45,11 +50,14 @@ class CoCoMix(Objective):
 
     def compute(self, model: ConceptLM, batch: TokenBatch) -> LossOutput:
         targets = self.source.targets(batch.inputs, sample_index=batch.sample_index)
+        name = self.objective_name()
         if targets.labels is None:
-            raise CocomixError("objective=cocomix needs concept labels; the concept source gives none")
+            raise CocomixError(
+                f"objective={name} needs concept labels; the concept source gives none"
+            )
         out = model.forward_lm(batch.inputs)
         if out.concept_logits is None:
-            raise CocomixError("objective=cocomix needs a student with a concept head")
+            raise CocomixError(f"objective={name} needs a student with a concept head")
         loss_lm = next_token_loss(out.logits, batch.targets)
         loss_concept = concept_loss(out.concept_logits, targets.labels)
         loss = loss_lm + self.config.lam * loss_concept

@@ -15,12 +15,18 @@ METHOD_MODULES = [
     "cocomix.objectives.ntp",
     "cocomix.objectives.cocomix",
     "cocomix.objectives.terms",
+    "cocomix.objectives.kd",
+    "cocomix.objectives.pause",
+    "cocomix.objectives.concept_prediction_only",
+    "cocomix.objectives.concept_mixing_only",
+    "cocomix.objectives.hidden_state_prediction",
     "cocomix.concepts.sae",
     "cocomix.concepts.sae_training",
     "cocomix.concepts.attribution",
     "cocomix.concepts.sources",
     "cocomix.concepts.cached",
     "cocomix.concepts.head",
+    "cocomix.concepts.hidden_head",
 ]
 FORBIDDEN = ("fairseq2", "fairseq2n", "hydra", "omegaconf")
 
