@@ -1,28 +1,32 @@
 """Decide what concept machinery a run needs and build it (teacher, SAE, concept source).
 
-Three questions, answered from the registries rather than by string checks on names:
-- does the model need a concept head? (the objective asks for one, or the mixer reads concepts)
-- how many concepts? (the SAE's latents when concepts come from one, else `model.num_concepts`)
-- which concept source feeds the objective? (`concepts=` registry; `none` builds nothing)
+Answered from what the registered components declare, never from their names:
+- the objective: `requires_concept_head`, `requires_concept_source`, `requires_teacher`,
+  `requires_concept_compressor`, `model_overrides(options)` (e.g. a hidden-state head);
+- the mixer: `needs_concept` (it reads c_hat, so the head needs its compressor);
+- the concept source: `needs_sae` (teacher hidden states need no SAE).
+The model options that follow (head width C, compressor on or off, teacher width) are computed
+here once, for both `--dry-run` (planned, nothing built) and training (from the built artifacts).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cocomix.registry import CONCEPT_SOURCES, MIXERS, OBJECTIVES, CocomixError
 from cocomix.runtime.artifacts import DataArtifacts
-from cocomix.runtime.compose import ComposedRecipe
+from cocomix.runtime.compose import ComposedRecipe, compose_recipe
 
 NO_CONCEPTS = "none"
 
 
 @dataclass
 class ConceptComponents:
-    num_concepts: int
-    """Width C of the concept head (0: no head)."""
+    model_settings: dict[str, Any] = field(default_factory=dict)
+    """`CocoLMConfig` fields the run decides (num_concepts, concept_compress, teacher_dim, ...)."""
     source: Any = None
     """The concept source the objective reads labels or teacher states from (None: no concepts)."""
     artifacts: Any = None
@@ -30,62 +34,98 @@ class ConceptComponents:
     """The frozen teacher, for objectives that read it directly (knowledge distillation)."""
 
 
+def _objective(composed: ComposedRecipe) -> Any:
+    return OBJECTIVES.get(composed.choices["objective"]).factory
+
+
+def _declares(component: Any, name: str, default: bool = False) -> bool:
+    return bool(getattr(component, name, default))
+
+
 def needs_concept_head(composed: ComposedRecipe) -> bool:
-    objective = OBJECTIVES.get(composed.choices["objective"]).factory
     mixer = MIXERS.get(composed.choices["mixer"]).factory
-    return bool(getattr(objective, "requires_concept_head", False)) or bool(
-        getattr(mixer, "needs_concept", False)
+    return _declares(_objective(composed), "requires_concept_head") or _declares(mixer, "needs_concept")
+
+
+def _source_needs_sae(composed: ComposedRecipe) -> bool:
+    name = composed.choices["concepts"]
+    return name != NO_CONCEPTS and _declares(CONCEPT_SOURCES.get(name).factory, "needs_sae", True)
+
+
+def model_settings(composed: ComposedRecipe, *, n_latents: int | None, teacher_dim: int | None) -> dict[str, Any]:
+    """Model options implied by the objective, mixer and concept artifacts."""
+    objective = _objective(composed)
+    _, options = composed.group("objective")
+    settings: dict[str, Any] = dict(objective.model_overrides(options)) if hasattr(objective, "model_overrides") else {}
+    mixer = MIXERS.get(composed.choices["mixer"]).factory
+    settings["concept_compress"] = _declares(mixer, "needs_concept") or _declares(
+        objective, "requires_concept_compressor"
     )
+    if settings.get("concept_head") == "hidden":
+        settings["num_concepts"] = 0
+        if teacher_dim is None:
+            raise CocomixError("a hidden-state head needs the teacher's width; none was found")
+        settings["teacher_dim"] = teacher_dim
+    elif not needs_concept_head(composed):
+        settings["num_concepts"] = 0
+    elif n_latents is not None:
+        settings["num_concepts"] = n_latents  # labels index the SAE's latents
+    else:
+        settings["num_concepts"] = int(composed.cfg.model.get("num_concepts", 0))
+    return settings
 
 
-def needs_teacher(composed: ComposedRecipe) -> bool:
-    objective = OBJECTIVES.get(composed.choices["objective"]).factory
-    return bool(getattr(objective, "requires_teacher", False))
+def planned_teacher_dim(composed: ComposedRecipe) -> int | None:
+    """The teacher's width without loading it (for --dry-run)."""
+    spec = composed.cfg.teacher
+    if spec.source == "recipe":
+        teacher = compose_recipe(str(spec.recipe), [f"preset={composed.preset}", *spec.overrides])
+        return int(teacher.cfg.model.model_dim)
+    if spec.source == "hf_gpt2" and (Path(spec.path) / "config.json").is_file():
+        return int(json.loads((Path(spec.path) / "config.json").read_text())["n_embd"])
+    if spec.source == "checkpoint":
+        from cocomix.runtime.checkpoint import load_model_config
+
+        return load_model_config(Path(spec.path)).model_dim
+    return None
 
 
-def needs_concept_source(composed: ComposedRecipe) -> bool:
-    objective = OBJECTIVES.get(composed.choices["objective"]).factory
-    return bool(getattr(objective, "requires_concept_source", False))
-
-
-def planned_num_concepts(composed: ComposedRecipe) -> int:
-    """C as the run will build it, without building anything (for --dry-run)."""
-    if not needs_concept_head(composed):
-        return 0
-    if composed.choices["concepts"] != NO_CONCEPTS and composed.cfg.sae.source == "train":
-        return int(composed.cfg.sae.n_latents)
-    return int(composed.cfg.model.get("num_concepts", 0))
+def planned_model_settings(composed: ComposedRecipe) -> dict[str, Any]:
+    """`model_settings` as the run will compute them, building nothing."""
+    sae = composed.cfg.sae
+    n_latents = int(sae.n_latents) if _source_needs_sae(composed) and sae.source == "train" else None
+    uses_hidden = composed.choices["concepts"] != NO_CONCEPTS and not _source_needs_sae(composed)
+    return model_settings(
+        composed, n_latents=n_latents, teacher_dim=planned_teacher_dim(composed) if uses_hidden else None
+    )
 
 
 def _check_choices(composed: ComposedRecipe) -> None:
     concepts = composed.choices["concepts"]
-    if needs_concept_source(composed) and concepts == NO_CONCEPTS:
+    objective = composed.choices["objective"]
+    if _declares(_objective(composed), "requires_concept_source") and concepts == NO_CONCEPTS:
         raise CocomixError(
-            f"objective={composed.choices['objective']} needs concept targets but concepts=none; "
-            f"choose one of: {', '.join(n for n in CONCEPT_SOURCES.names() if n != NO_CONCEPTS)}"
-        )
-    if needs_concept_head(composed) and concepts == NO_CONCEPTS and planned_num_concepts(composed) <= 0:
-        raise CocomixError(
-            f"mixer={composed.choices['mixer']} / objective={composed.choices['objective']} need a "
-            f"concept head but no concept source sets its width; choose concepts=... or set "
-            f"model.num_concepts"
+            f"objective={objective} needs concept targets but concepts=none; choose one of: "
+            f"{', '.join(n for n in CONCEPT_SOURCES.names() if n != NO_CONCEPTS)}"
         )
 
 
 def build_concept_components(composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts) -> ConceptComponents:
+    from cocomix.runtime.concept_artifacts import ensure_concepts, ensure_teacher
+
     _check_choices(composed)
     name = composed.choices["concepts"]
     if name == NO_CONCEPTS:
         teacher = None
-        if needs_teacher(composed):
-            from cocomix.runtime.concept_artifacts import ensure_teacher
-
+        if _declares(_objective(composed), "requires_teacher"):
             teacher, _, _ = ensure_teacher(composed, cache_dir, data)
-        return ConceptComponents(num_concepts=planned_num_concepts(composed), teacher=teacher)
-    from cocomix.concepts.cached import CacheContext
-    from cocomix.runtime.concept_artifacts import ensure_concepts
+        settings = model_settings(composed, n_latents=None, teacher_dim=None)
+        _check_head_width(composed, settings)
+        return ConceptComponents(model_settings=settings, teacher=teacher)
 
-    artifacts = ensure_concepts(composed, cache_dir, data)
+    from cocomix.concepts.cached import CacheContext
+
+    artifacts = ensure_concepts(composed, cache_dir, data, with_sae=_source_needs_sae(composed))
     _, options = composed.group("concepts")
     cfg = composed.cfg
     context = CacheContext(
@@ -104,7 +144,17 @@ def build_concept_components(composed: ComposedRecipe, cache_dir: Path, data: Da
         micro_batch_size=int(cfg.train.micro_batch_size),
     )
     source = CONCEPT_SOURCES.build(name, options, context)
-    num_concepts = int(artifacts.sae.n_latents) if needs_concept_head(composed) else 0
+    n_latents = int(artifacts.sae.n_latents) if artifacts.sae is not None else None
+    settings = model_settings(composed, n_latents=n_latents, teacher_dim=artifacts.teacher.model_dim)
+    _check_head_width(composed, settings)
     return ConceptComponents(
-        num_concepts=num_concepts, source=source, artifacts=artifacts, teacher=artifacts.teacher
+        model_settings=settings, source=source, artifacts=artifacts, teacher=artifacts.teacher
     )
+
+
+def _check_head_width(composed: ComposedRecipe, settings: dict[str, Any]) -> None:
+    if needs_concept_head(composed) and settings.get("concept_head") != "hidden" and settings["num_concepts"] <= 0:
+        raise CocomixError(
+            f"mixer={composed.choices['mixer']} / objective={composed.choices['objective']} need a "
+            f"concept head but nothing sets its width; choose concepts=... or set model.num_concepts"
+        )

@@ -35,7 +35,8 @@ from cocomix.types import TeacherLM
 @dataclass
 class ConceptArtifacts:
     teacher: TeacherLM
-    sae: TopKSAE
+    sae: TopKSAE | None
+    """None for sources that read teacher states directly (`teacher_hidden`)."""
     layer: int
     identity: str
     """Hash of teacher + SAE + layer: part of every concept-label cache key."""
@@ -158,9 +159,14 @@ def _frozen(sae: TopKSAE) -> TopKSAE:
     return sae
 
 
-def ensure_concepts(composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts) -> ConceptArtifacts:
+def ensure_concepts(
+    composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts, *, with_sae: bool = True
+) -> ConceptArtifacts:
     teacher, teacher_id, teacher_at = ensure_teacher(composed, cache_dir, data)
-    sae, sae_id, _, sae_at = ensure_sae(composed, cache_dir, teacher, teacher_id, data)
     layer = int(composed.cfg.teacher.layer)
-    locations = {"teacher": teacher_at, "sae": str(sae_at)}
+    locations = {"teacher": teacher_at}
+    if not with_sae:
+        return ConceptArtifacts(teacher, None, layer, cache_key(teacher_id, layer), locations)
+    sae, sae_id, _, sae_at = ensure_sae(composed, cache_dir, teacher, teacher_id, data)
+    locations["sae"] = str(sae_at)
     return ConceptArtifacts(teacher, sae, layer, cache_key(teacher_id, sae_id, layer), locations)

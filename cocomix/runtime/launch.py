@@ -53,14 +53,14 @@ def plan_runs(recipe: str, overrides: list[str]) -> list[PlannedRun]:
 def parameter_counts(composed: ComposedRecipe, vocab_size: int | None = None) -> tuple[int, int]:
     """(total, active) parameters, counted on the meta device (nothing is allocated)."""
     from cocomix.models import CocoLMConfig, count_parameters, create_cocomix_lm
-    from cocomix.runtime.components import planned_num_concepts
+    from cocomix.runtime.components import planned_model_settings
     from cocomix.runtime.recipe import model_overrides
 
     _, model_cfg = composed.group("model")
     if vocab_size is None:
         _, tok_cfg = composed.group("tokenizer")
         vocab_size = int(getattr(tok_cfg, "vocab_size", model_cfg.vocab_size))
-    overrides = model_overrides(composed, vocab_size, planned_num_concepts(composed))
+    overrides = model_overrides(composed, vocab_size, planned_model_settings(composed))
     config = CocoLMConfig(**overrides)
     model = create_cocomix_lm(config, device=torch.device("meta"))
     return count_parameters(model)
@@ -133,7 +133,7 @@ def train_lm(composed: ComposedRecipe, run_dir: Path, cache_dir: Path) -> None:
     data = prepare_data(composed, cache_dir)
     components = build_concept_components(composed, cache_dir, data)
     record_artifacts(run_dir, data, components)
-    config = to_fairseq2_config(composed, data.tokenizer.vocab_size, components.num_concepts)
+    config = to_fairseq2_config(composed, data.tokenizer.vocab_size, components.model_settings)
     run_fairseq2(CocomixRecipe(composed, data, components), config, run_dir)
 
 

@@ -73,12 +73,15 @@ def _mixed_precision(mode: str) -> MixedPrecisionConfig:
     return MixedPrecisionConfig(mode="static", dtype=dtypes[mode])
 
 
-def model_overrides(composed: ComposedRecipe, vocab_size: int, num_concepts: int) -> dict[str, Any]:
-    """The arch's options as composed, plus what the run decides (vocabulary, mixer, concepts)."""
+def model_overrides(
+    composed: ComposedRecipe, vocab_size: int, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """The arch's options as composed, plus what the run decides (vocabulary, mixer, concept
+    head settings from `cocomix.runtime.components.model_settings`)."""
     _, model_cfg = composed.group("model")
     overrides = dict(vars(model_cfg))
     overrides["vocab_size"] = vocab_size
-    overrides["num_concepts"] = num_concepts
+    overrides.update(settings)
     mixer = composed.choices["mixer"]
     if overrides.get("mixer", "none") not in ("none", mixer):
         raise CocomixError(
@@ -114,7 +117,7 @@ def check_schedule(cfg: Any) -> None:
 
 
 def to_fairseq2_config(
-    composed: ComposedRecipe, vocab_size: int, num_concepts: int
+    composed: ComposedRecipe, vocab_size: int, settings: dict[str, Any]
 ) -> CocomixFs2Config:
     cfg = composed.cfg
     check_schedule(cfg)
@@ -127,7 +130,7 @@ def to_fairseq2_config(
         model=ModelSection(
             family=FAMILY,
             arch=composed.choices["model"],
-            config_overrides=model_overrides(composed, vocab_size, num_concepts),
+            config_overrides=model_overrides(composed, vocab_size, settings),
             compile=bool(train.compile),
         ),
         trainer=TrainerSection(
@@ -254,7 +257,7 @@ class CocomixRecipe(Recipe):
         # Frozen and outside the student: moved here because fairseq2 only places the model.
         if self._concepts.teacher is not None:
             self._concepts.teacher.to(device)
-        if self._concepts.artifacts is not None:
+        if self._concepts.artifacts is not None and self._concepts.artifacts.sae is not None:
             self._concepts.artifacts.sae.to(device)
         student = context.get_model_as(CocoMixLM)
         objective_context = ObjectiveContext(
