@@ -127,12 +127,16 @@ class SentencePieceConfig:
     max_train_chars: int = 20_000_000
     """Cap on the training text, sampled evenly and deterministically from the train split."""
     num_threads: int = 2
+    train_corpus: str = ""
+    """Train on this registered corpus (its default options) instead of the run's data: a student
+    on another domain must share its teacher's tokenizer (paper Fig. 4c, distribution shift)."""
 
 
 def _training_options(config: SentencePieceConfig) -> dict[str, object]:
     """Everything that determines the trained model's bytes (and so goes into its cache key)."""
     options = asdict(config)
     del options["model_file"]
+    del options["train_corpus"]  # which corpus is in the key through its fingerprint
     options.update(lossless=True, unk_id=0, bos_id=1, eos_id=2, pad_id=3)
     return options
 

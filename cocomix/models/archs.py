@@ -21,6 +21,7 @@ The CoCoMix bases plus (C + K)·d (C = 32768 concepts, K = 32) give the brief's 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from cocomix.models.config import CocoLMConfig
@@ -70,6 +71,9 @@ ARCH_PRESETS: dict[str, Callable[[], CocoLMConfig]] = {
     "gpt2_69m_ntp": lambda: _gpt2(624, 8, 8, insert_layer=3),
     "gpt2_386m_ntp": lambda: _gpt2(1072, 24, 16, insert_layer=5),
     "gpt2_1b_ntp": lambda: _gpt2(2096, 24, 16, insert_layer=5),
+    # The same rule at CPU scale: tiny CoCoMix (C=1024, k=16 in the tiny preset) has
+    # 1.85M + (1024 + 16)·128 = 1.98M active parameters; d=136 gives an NTP model of 2.02M.
+    "tiny_ntp": lambda: dataclasses.replace(tiny(), model_dim=136, ffn_inner_dim=544),
 }
 
 

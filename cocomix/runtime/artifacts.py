@@ -36,7 +36,10 @@ def prepare_data(composed: ComposedRecipe, cache_dir: Path) -> DataArtifacts:
     data_name, data_cfg = composed.group("data")
     corpus = CORPORA.build(data_name, data_cfg)
     tok_name, tok_cfg = composed.group("tokenizer")
-    tokenizer = TOKENIZERS.build(tok_name, tok_cfg, corpus=corpus, cache_dir=cache_dir)
+    tok_corpus = corpus
+    if getattr(tok_cfg, "train_corpus", ""):
+        tok_corpus = CORPORA.build(tok_cfg.train_corpus)
+    tokenizer = TOKENIZERS.build(tok_name, tok_cfg, corpus=tok_corpus, cache_dir=cache_dir)
     train = build_shard(corpus, tokenizer, "train", cache_dir)
     valid = build_shard(corpus, tokenizer, "valid", cache_dir)
     return DataArtifacts(corpus=corpus, tokenizer=tokenizer, train=train, valid=valid)

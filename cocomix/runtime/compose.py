@@ -206,7 +206,26 @@ def compose_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Co
     if implied is not None:
         effective.append(f"mixer={implied}")
         cfg, choices = _compose(path, name, effective)
+    sibling = _width_matched_arch(cfg, choices)
+    if sibling is not None:
+        effective.append(f"model={sibling}")
+        cfg, choices = _compose(path, name, effective)
     return ComposedRecipe(name=name, cfg=cfg, choices=choices, overrides=effective, preset=preset)
+
+
+def _width_matched_arch(cfg: DictConfig, choices: dict[str, str]) -> str | None:
+    """`width_matched: true` swaps the arch for its widened `<arch>_ntp` sibling (paper §3)."""
+    from cocomix.registry import ARCHS
+
+    arch = choices["model"]
+    if not cfg.width_matched or arch.endswith("_ntp"):
+        return None
+    if f"{arch}_ntp" not in ARCHS:
+        raise CocomixError(
+            f"width_matched=true but model={arch} has no width-matched sibling {arch}_ntp; "
+            f"register one or set width_matched=false"
+        )
+    return f"{arch}_ntp"
 
 
 def _implied_mixer(choices: dict[str, str]) -> str | None:

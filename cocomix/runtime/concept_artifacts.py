@@ -53,6 +53,7 @@ def ensure_teacher(
     if spec.source == "recipe":
         run_dir, identity = _produce_teacher(composed, cache_dir)
         location = str(run_dir)
+        _check_same_tokenizer(run_dir, data)
         teacher: TeacherLM = CocoLMTeacher(load_trained_lm(run_dir))
     elif spec.source == "checkpoint":
         teacher = CocoLMTeacher(load_trained_lm(Path(spec.path)))
@@ -69,6 +70,21 @@ def ensure_teacher(
             f"choose 0..{teacher.num_layers - 1}"
         )
     return teacher, identity, location
+
+
+def _check_same_tokenizer(teacher_run: Path, data: DataArtifacts) -> None:
+    """Equal vocabulary sizes are not enough: the ids must mean the same pieces."""
+    record = teacher_run / "artifacts.json"
+    if not record.is_file():
+        return
+    from cocomix.data.tokenizers import load_tokenizer
+
+    teacher_tokenizer = load_tokenizer(json.loads(record.read_text())["tokenizer"])
+    if teacher_tokenizer.fingerprint() != data.tokenizer.fingerprint():
+        raise CocomixError(
+            f"the teacher ({teacher_run}) was trained with another tokenizer than this run's; "
+            f"set tokenizer.train_corpus to the teacher's corpus so both share one"
+        )
 
 
 def _produce_teacher(composed: ComposedRecipe, cache_dir: Path) -> tuple[Path, str]:

@@ -97,6 +97,9 @@ class RecipeSchema:
     keep_last_checkpoints: int = 2
     preset: str = "auto"
     """tiny | paper | auto (tiny on a machine without a GPU). Applied before command-line overrides."""
+    width_matched: bool = False
+    """Use the arch's width-matched sibling `<arch>_ntp` (paper §3: NTP, KD and pause baselines are
+    widened to CoCoMix's active parameter count)."""
     preset_overrides: dict[str, list[str]] = field(default_factory=dict)
     """Recipe-specific overrides per preset (e.g. `tiny: [steps=400]`), applied after the preset."""
     plugins: list[str] = field(default_factory=list)

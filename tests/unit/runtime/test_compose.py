@@ -23,9 +23,12 @@ def test_every_recipe_composes_and_dry_runs(recipe: str) -> None:
     text = dry_run(recipe, [])
     assert "parameters: total=" in text
     composed = compose_recipe(recipe, [])
+    if recipe.startswith("scale/"):
+        assert composed.preset == "paper"  # the scale recipes pin the paper's sizes
+        return
     assert composed.preset == "tiny"  # no GPU in tests
     resolved = composed.resolved()
-    assert resolved["model"]["name"] == "tiny"
+    assert resolved["model"]["name"] in ("tiny", "tiny_ntp")
 
 
 def test_precedence_recipe_then_preset_then_user() -> None:
@@ -84,3 +87,22 @@ def test_unknown_recipe_lists_known_ones() -> None:
 def test_bad_values_are_refused_before_training(overrides: list[str], expected: str) -> None:
     with pytest.raises(CocomixError, match=expected):
         dry_run("pretrain/ntp", overrides)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "ntp_total", "cocomix_total", "cocomix_active"),
+    [  # paper brief §3, in millions
+        ("scale/69m", 69.4, 85.1, 68.3),
+        ("scale/386m", 386.3, 422.0, 388.4),
+        ("scale/1b", 1373.4, 1447.9, 1380.8),
+    ],
+)
+def test_scale_recipes_count_the_papers_parameters(
+    recipe: str, ntp_total: float, cocomix_total: float, cocomix_active: float
+) -> None:
+    counts = [line for line in dry_run(recipe, []).splitlines() if line.startswith("parameters:")]
+    (ntp, ntp_active), (total, active) = (
+        tuple(int(part.split("=")[1]) / 1e6 for part in line.split()[1:]) for line in counts
+    )
+    assert abs(ntp - ntp_total) < 0.1 and ntp_active == ntp
+    assert abs(total - cocomix_total) < 0.1 and abs(active - cocomix_active) < 0.1
