@@ -35,6 +35,11 @@ def plan_runs(recipe: str, overrides: list[str]) -> list[PlannedRun]:
     load_builtins()
     top = compose_recipe(recipe, overrides)
     arms: dict[str, list[str]] = {k: list(v) for k, v in top.cfg.arms.items()} or {MAIN_ARM: []}
+    if top.cfg.only_arms:
+        unknown = [a for a in top.cfg.only_arms if a not in arms]
+        if unknown:
+            raise CocomixError(f"only_arms names unknown arm(s) {unknown}; {recipe} has {list(arms)}")
+        arms = {a: o for a, o in arms.items() if a in top.cfg.only_arms}
     user_seed = any(o.split("=", 1)[0] == "seed" for o in overrides)
     seeds = [int(top.cfg.seed)] if user_seed or not top.cfg.seeds else [int(s) for s in top.cfg.seeds]
     plans = []
