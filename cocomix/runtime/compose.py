@@ -78,14 +78,19 @@ def list_recipes() -> list[tuple[str, str]]:
 
 
 def recipe_purpose(path: Path) -> str:
-    """First line of the header comment that is not a Hydra directive."""
+    """The header comment's first sentence (it may wrap over lines), without Hydra directives."""
+    words: list[str] = []
     for line in path.read_text().splitlines():
         if not line.startswith("#"):
             break
         text = line.lstrip("#").strip()
-        if text and not text.startswith("@package"):
-            return text
-    return ""
+        if not text or text.startswith("@package"):
+            continue
+        words.append(text)
+        if text.endswith((".", "?")):
+            break
+    purpose = " ".join(words)
+    return purpose if len(purpose) <= 150 else purpose[:149].rstrip() + "…"
 
 
 def register_groups() -> None:
