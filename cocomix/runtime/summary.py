@@ -59,7 +59,7 @@ def summarize(recipe: str, runs: list[RunDir], out_dir: Path) -> str:
             "valid_loss_std": loss_std,
             "valid_ppl_mean": ppl_mean,
             "valid_ppl_std": ppl_std,
-            "tokens": rows[0]["tokens"],
+            "tokens": None if rows[0]["tokens"] is None else int(rows[0]["tokens"]),
             "wall_time_s_mean": _mean_std([r["wall_time_s"] for r in rows])[0],
         }
     header = (
