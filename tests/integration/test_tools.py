@@ -1,0 +1,125 @@
+"""The four tools end to end: a real NTP run trained by the runtime, and a concept run folder
+written in the runtime's layout that uses that run as its teacher (no concept training)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+from cocomix.analysis.flops import TeacherCost, training_flops_per_token
+from cocomix.concepts.sae import TopKSAE, save_openai_sae
+from cocomix.eval.loading import read_artifacts
+from cocomix.eval.run_folder import save_run_folder
+from cocomix.models import CocoLMConfig, create_cocomix_lm
+from cocomix.runtime.checkpoint import load_model_config
+from cocomix.runtime.launch import run_recipe
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL = [
+    "model.num_layers=2", "model.model_dim=64", "model.num_heads=2", "model.ffn_inner_dim=256",
+    "model.insert_layer=1", "train.seq_len=64", "train.micro_batch_size=8",
+    "tokenizer.vocab_size=2000", "valid.max_batches=4", "log_every=2", "train.lr=1e-2",
+    "steps=4", "train.warmup_steps=2", "checkpoint_every=4", "validate_every=2",
+]
+
+
+def tool(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def ntp_run(tmp_path_factory: pytest.TempPathFactory, artifact_cache: Path) -> Path:
+    [run] = run_recipe("pretrain/ntp", SMALL, tmp_path_factory.mktemp("runs"))
+    return run.path
+
+
+@pytest.fixture(scope="module")
+def concept_run(ntp_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CoCoMix-shaped run (interleave, 64 concepts) whose teacher is the trained NTP run."""
+    root = tmp_path_factory.mktemp("concept")
+    sae_path = save_openai_sae(TopKSAE(64, 64, 4, generator=torch.Generator().manual_seed(0)),
+                               root / "sae.pt")
+    artifacts = read_artifacts(ntp_run)
+    torch.manual_seed(0)
+    vocab = load_model_config(ntp_run).vocab_size
+    model = create_cocomix_lm(CocoLMConfig(
+        model_dim=32, num_layers=2, num_heads=2, ffn_inner_dim=64, vocab_size=vocab,
+        max_seq_len=64, insert_layer=1, mixer="interleave", num_concepts=64, concept_topk=4)).eval()
+    config = {"train": {"seq_len": 64}, "objective": {"name": "cocomix"},
+              "concepts": {"name": "attribution", "variant": "code", "k_attr": 2},
+              "sae": {"source": "file", "n_latents": 64, "k": 4}}
+    train = [{"Step": s, "Total Number of Elements": s * 512} for s in (2, 4)]
+    valid = [{"Step": 2, "Loss": 7.0, "ppl": 1096.6}, {"Step": 4, "Loss": 6.5, "ppl": 665.1}]
+    return save_run_folder(
+        root / "pretrain" / "cocomix" / "main" / "seed0", model, config=config,
+        tokenizer=artifacts["tokenizer"], step=4, train_records=train, valid_records=valid,
+        artifacts={"valid_shard": artifacts["valid_shard"], "teacher": str(ntp_run),
+                   "sae": str(sae_path), "teacher_layer": 0},
+    )
+
+
+def test_evaluate_tool(ntp_run: Path, concept_run: Path, tmp_path: Path,
+                       capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "eval.json"
+    assert tool("evaluate").main([str(ntp_run), str(concept_run), "--max-tokens", "400",
+                                  "--cloze-items", "8", "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| metric | main/seed22 @4 | main/seed0 @4 |" in table
+    for row in ("| ppl/sotu |", "| ppl/pystdlib |", "| bpb/all |", "| cloze/acc |"):
+        assert row in table
+    ntp, _ = json.loads(out.read_text())
+    valid_loss = json.loads((ntp_run / "metrics" / "valid.jsonl").read_text().splitlines()[-1])["Loss"]
+    # Held-out English test text vs the run's own validation split: same order of magnitude.
+    assert abs(ntp["ppl"]["pd_english/all"]["nll"] - valid_loss) < 1.0
+    assert ntp["cloze"]["n"] == 8
+
+
+def test_compare_tool_counts_teacher_flops(ntp_run: Path, concept_run: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cmp"
+    assert tool("compare").main([str(ntp_run), str(concept_run), "--out", str(out),
+                                 "--baseline", "pretrain/ntp/main"]) == 0
+    text = capsys.readouterr().out
+    assert (out / "valid_loss_vs_tokens.png").is_file() and (out / "valid_loss_vs_flops.png").is_file()
+    assert "## Tokens to reach the baseline" in text
+    report = json.loads((out / "compare.json").read_text())
+    runs = {Path(r["run"]).name: r for r in report["runs"]}
+    ntp_config, concept_config = load_model_config(ntp_run), load_model_config(concept_run)
+    ntp_flops = training_flops_per_token(ntp_config, 64).total * runs["seed22"]["tokens"]
+    assert runs["seed22"]["flops"] == pytest.approx(ntp_flops)
+    teacher = TeacherCost.from_config(ntp_config, 0, mode="attribution", sae_latents=64, sae_k=4)
+    concept = training_flops_per_token(concept_config, 64, teacher=teacher).total * 4 * 512
+    assert runs["seed0"]["flops"] == pytest.approx(concept)
+
+
+def test_steer_and_concepts_tools(concept_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert tool("steer").main([str(concept_run), "--prompt", "The ship sailed", "--concept", "3",
+                               "--scale", "1", "--max-new-tokens", "8", "--greedy"]) == 0
+    text = capsys.readouterr().out
+    assert "--- unsteered" in text and "identical continuations" in text
+    assert tool("concepts").main([str(concept_run), "--text", "Call me Ishmael.", "--top", "2",
+                                  "--examples", "2", "--scan-tokens", "2000"]) == 0
+    text = capsys.readouterr().out
+    assert "| # | token | concept 1 (logit) | concept 2 (logit) |" in text
+    assert "held-out tokens" in text and "[[" in text
+
+
+def test_cli_error_is_one_line(ntp_run: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "steer.py"), str(ntp_run), "--prompt", "x",
+         "--concept", "0", "--scale", "2"], capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: ") and "no concept head" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
