@@ -32,6 +32,7 @@ class ConceptComponents:
     artifacts: Any = None
     teacher: Any = None
     """The frozen teacher, for objectives that read it directly (knowledge distillation)."""
+    teacher_location: str = ""
 
 
 def _objective(composed: ComposedRecipe) -> Any:
@@ -116,12 +117,12 @@ def build_concept_components(composed: ComposedRecipe, cache_dir: Path, data: Da
     _check_choices(composed)
     name = composed.choices["concepts"]
     if name == NO_CONCEPTS:
-        teacher = None
+        teacher, location = None, ""
         if _declares(_objective(composed), "requires_teacher"):
-            teacher, _, _ = ensure_teacher(composed, cache_dir, data)
+            teacher, _, location = ensure_teacher(composed, cache_dir, data)
         settings = model_settings(composed, n_latents=None, teacher_dim=None)
         _check_head_width(composed, settings)
-        return ConceptComponents(model_settings=settings, teacher=teacher)
+        return ConceptComponents(model_settings=settings, teacher=teacher, teacher_location=location)
 
     from cocomix.concepts.cached import CacheContext
 
@@ -148,7 +149,11 @@ def build_concept_components(composed: ComposedRecipe, cache_dir: Path, data: Da
     settings = model_settings(composed, n_latents=n_latents, teacher_dim=artifacts.teacher.model_dim)
     _check_head_width(composed, settings)
     return ConceptComponents(
-        model_settings=settings, source=source, artifacts=artifacts, teacher=artifacts.teacher
+        model_settings=settings,
+        source=source,
+        artifacts=artifacts,
+        teacher=artifacts.teacher,
+        teacher_location=artifacts.locations["teacher"],
     )
 
 

@@ -28,6 +28,7 @@ from cocomix.registry import CocomixError
 from cocomix.runtime.artifacts import DataArtifacts
 from cocomix.runtime.checkpoint import checkpoint_steps, load_trained_lm
 from cocomix.runtime.compose import ComposedRecipe
+from cocomix.runtime.schema import RESUME_NEUTRAL_KEYS
 from cocomix.runtime.teacher import CocoLMTeacher, HFGPT2Teacher, check_teacher_vocab, teacher_vocab_size
 from cocomix.types import TeacherLM
 
@@ -94,7 +95,10 @@ def _produce_teacher(composed: ComposedRecipe, cache_dir: Path) -> tuple[Path, s
     spec = composed.cfg.teacher
     overrides = [f"preset={composed.preset}", *spec.overrides]
     teacher_recipe = compose_recipe(str(spec.recipe), overrides)
-    identity = cache_key(teacher_recipe.resolved())
+    # What makes the teacher what it is: its resolved config without the keys that never change
+    # a run (so adding such a key to the schema does not retrain every cached teacher).
+    resolved = teacher_recipe.resolved()
+    identity = cache_key({k: v for k, v in resolved.items() if k not in (*RESUME_NEUTRAL_KEYS, "description")})
     run_dir = cache_dir / "teachers" / f"{str(spec.recipe).replace('/', '-')}-{identity}"
     target = int(teacher_recipe.cfg.steps)
     steps = checkpoint_steps(run_dir)

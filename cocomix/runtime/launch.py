@@ -113,7 +113,8 @@ def run_recipe(recipe: str, overrides: list[str], runs_dir: Path) -> list[RunDir
     if len({plan.arm for plan in plans}) > 1 or len(plans) > 1:
         from cocomix.runtime.summary import summarize
 
-        print(summarize(recipe, done, runs_dir / recipe))
+        tokens = int(plans[0].composed.cfg.summary_test_tokens)
+        print(summarize(recipe, done, runs_dir / recipe, held_out_tokens=tokens))
     return done
 
 
@@ -156,6 +157,8 @@ def record_artifacts(run_dir: Path, data: Any, components: Any) -> None:
     if components.artifacts is not None:
         record.update(components.artifacts.locations)
         record["teacher_layer"] = components.artifacts.layer
+    elif components.teacher is not None:  # knowledge distillation: a teacher, no concepts
+        record["teacher"] = components.teacher_location
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "artifacts.json", json.dumps(record, indent=2) + "\n")
 

@@ -119,6 +119,8 @@ class RecipeSchema:
     """Ablation arms: arm name -> overrides for that arm (empty: one arm called `main`)."""
     seeds: list[int] = field(default_factory=list)
     """Seeds to run each arm with (empty: just `seed`)."""
+    summary_test_tokens: int = 20_000
+    """Held-out test tokens per pd_english source scored for the summary (0: skip)."""
     only_arms: list[str] = field(default_factory=list)
     """Run just these arms of a multi-arm recipe (empty: all)."""
 
@@ -129,4 +131,6 @@ GROUP_KEYS: tuple[str, ...] = ("model", "data", "tokenizer", "objective", "mixer
 # Keys a run may change without being a different experiment (resume with or without them):
 # `stop_at` only shortens it; `seeds`/`arms` say which sibling runs a recipe makes, and each
 # run's own settings are compared key by key anyway.
-RESUME_NEUTRAL_KEYS: tuple[str, ...] = ("stop_at", "seeds", "arms", "only_arms")
+RESUME_NEUTRAL_KEYS: tuple[str, ...] = (
+    "stop_at", "seeds", "arms", "only_arms", "summary_test_tokens",
+)

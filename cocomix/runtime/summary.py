@@ -1,5 +1,7 @@
-"""Per-recipe summary of a multi-arm run: final validation loss/perplexity per arm, mean and std over
-seeds, tokens and wall time; written as `summary.json` and `summary.md` beside the arm folders."""
+"""Per-recipe summary of a multi-arm run, written as `summary.json` and `summary.md` beside the arm
+folders: per arm, the final validation loss/perplexity (mean and std over seeds), held-out
+perplexity on the shipped test text, parameters (total and active), tokens, training FLOPs and
+wall time, so arms are compared on what they cost as well as what they reach."""
 
 from __future__ import annotations
 
@@ -20,59 +22,84 @@ def _last_record(path: Path) -> dict[str, Any]:
     return json.loads(lines[-1]) if lines else {}
 
 
-def read_run(run: RunDir) -> dict[str, Any]:
-    """The final numbers of one run from fairseq2's JSONL records."""
+def _costs(run: RunDir) -> dict[str, Any]:
+    """Parameters and training FLOPs from the run's own model config (cocomix.analysis.flops)."""
+    import torch
+
+    from cocomix.analysis.run_flops import run_flops_per_token
+    from cocomix.models import count_parameters, create_cocomix_lm
+    from cocomix.runtime.checkpoint import load_model_config
+
+    total, active = count_parameters(create_cocomix_lm(load_model_config(run.path), device=torch.device("meta")))
+    return {"params_total": total, "params_active": active,
+            "flops_per_token": run_flops_per_token(run.path).total}
+
+
+def read_run(run: RunDir, *, held_out_tokens: int = 0) -> dict[str, Any]:
+    """The final numbers of one run; `held_out_tokens` > 0 also scores the shipped test text."""
     valid = _last_record(run.path / "metrics" / "valid.jsonl")
     train = _last_record(run.path / "metrics" / "train.jsonl")
-    return {
+    tokens = train.get("Total Number of Elements")
+    record: dict[str, Any] = {
         "arm": run.arm,
         "seed": run.seed,
         "step": valid.get("Step"),
         "valid_loss": valid.get("Loss"),
         "valid_ppl": valid.get("ppl"),
-        "tokens": train.get("Total Number of Elements"),
+        "tokens": None if tokens is None else int(tokens),
         "wall_time_s": train.get("Total Time"),
-        "train_tokens_per_s": train.get("Elements per Second"),
+        **_costs(run),
     }
+    record["train_flops"] = None if tokens is None else record["flops_per_token"] * int(tokens)
+    if held_out_tokens > 0:
+        from cocomix.eval import evaluate_run
+
+        result = evaluate_run(run.path, tasks=("ppl",), max_tokens=held_out_tokens)
+        record["test_ppl"] = result["ppl"]["pd_english/all"]["ppl"]
+    return record
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def _mean_std(values: list[Any]) -> tuple[float, float]:
     values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:
         return float("nan"), float("nan")
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def summarize(recipe: str, runs: list[RunDir], out_dir: Path) -> str:
+def _arm(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"seeds": [r["seed"] for r in rows]}
+    for key in ("valid_loss", "valid_ppl", "test_ppl"):
+        out[f"{key}_mean"], out[f"{key}_std"] = _mean_std([r.get(key) for r in rows])
+    for key in ("tokens", "params_total", "params_active", "flops_per_token", "train_flops"):
+        out[key] = rows[0][key]
+    out["wall_time_s_mean"] = _mean_std([r["wall_time_s"] for r in rows])[0]
+    return out
+
+
+def _table(arms: dict[str, dict[str, Any]]) -> str:
+    head = ("| arm | seeds | valid loss | valid ppl | test ppl | params (active) | tokens | "
+            "train FLOPs | wall (s) |\n|---|---|---|---|---|---|---|---|---|\n")
+    rows = []
+    for name, a in arms.items():
+        test = (f"{a['test_ppl_mean']:.1f} ± {a['test_ppl_std']:.1f}"
+                if math.isfinite(a["test_ppl_mean"]) else "-")
+        rows.append(
+            f"| {name} | {len(a['seeds'])} | {a['valid_loss_mean']:.4f} ± {a['valid_loss_std']:.4f} | "
+            f"{a['valid_ppl_mean']:.1f} ± {a['valid_ppl_std']:.1f} | {test} | "
+            f"{a['params_total'] / 1e6:.2f}M ({a['params_active'] / 1e6:.2f}M) | {a['tokens']} | "
+            f"{a['train_flops']:.3g} | {a['wall_time_s_mean']:.0f} |\n"
+        )
+    return head + "".join(rows)
+
+
+def summarize(recipe: str, runs: list[RunDir], out_dir: Path, *, held_out_tokens: int = 0) -> str:
     """Write summary.json / summary.md for `runs` under `out_dir`; return the markdown table."""
-    records = [read_run(run) for run in runs]
+    records = [read_run(run, held_out_tokens=held_out_tokens) for run in runs]
     by_arm: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         by_arm[record["arm"]].append(record)
-    arms = {}
-    for arm, rows in by_arm.items():
-        loss_mean, loss_std = _mean_std([r["valid_loss"] for r in rows])
-        ppl_mean, ppl_std = _mean_std([r["valid_ppl"] for r in rows])
-        arms[arm] = {
-            "seeds": [r["seed"] for r in rows],
-            "valid_loss_mean": loss_mean,
-            "valid_loss_std": loss_std,
-            "valid_ppl_mean": ppl_mean,
-            "valid_ppl_std": ppl_std,
-            "tokens": None if rows[0]["tokens"] is None else int(rows[0]["tokens"]),
-            "wall_time_s_mean": _mean_std([r["wall_time_s"] for r in rows])[0],
-        }
-    header = (
-        "| arm | seeds | valid loss | valid ppl | tokens | wall time (s) |\n"
-        "|---|---|---|---|---|---|\n"
-    )
-    body = "".join(
-        f"| {arm} | {len(a['seeds'])} | {a['valid_loss_mean']:.4f} ± {a['valid_loss_std']:.4f} | "
-        f"{a['valid_ppl_mean']:.2f} ± {a['valid_ppl_std']:.2f} | {a['tokens']} | "
-        f"{a['wall_time_s_mean']:.0f} |\n"
-        for arm, a in arms.items()
-    )
-    table = header + body
+    arms = {arm: _arm(rows) for arm, rows in by_arm.items()}
+    table = _table(arms)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(
         json.dumps({"recipe": recipe, "arms": arms, "runs": records}, indent=2) + "\n"

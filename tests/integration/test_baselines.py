@@ -11,7 +11,7 @@ from cocomix.runtime.launch import run_recipe
 
 from test_concepts_training import CONCEPTS, SMALL_LM
 
-FEW = ["steps=4", "checkpoint_every=2", "validate_every=2", "seeds=[0]"]
+FEW = ["steps=4", "checkpoint_every=2", "validate_every=2", "seeds=[0]", "summary_test_tokens=0"]
 
 
 def last_train_record(run: Path) -> dict[str, float]:

@@ -26,7 +26,7 @@ CONCEPTS = [
 @pytest.fixture(scope="module")
 def ablation(tmp_path_factory: pytest.TempPathFactory, artifact_cache: Path) -> Path:
     runs = tmp_path_factory.mktemp("runs")
-    run_recipe("ablation/add_vs_mix", SMALL_LM + CONCEPTS + ["steps=6", "seeds=[0]"], runs)
+    run_recipe("ablation/add_vs_mix", SMALL_LM + CONCEPTS + ["steps=6", "seeds=[0]", "summary_test_tokens=2000"], runs)
     return runs
 
 
@@ -82,3 +82,13 @@ def test_teacher_and_sae_stay_out_of_student_checkpoints(ablation: Path) -> None
     model = load_trained_lm(run)
     assert set(state) == set(model.state_dict())  # the student only: no teacher, no SAE
     assert any(key.startswith("concept_head.") for key in state)
+
+
+def test_summary_states_costs_and_held_out_perplexity(ablation: Path) -> None:
+    arms = json.loads((ablation / "ablation" / "add_vs_mix" / "summary.json").read_text())["arms"]
+    ntp, interleave = arms["ntp"], arms["interleave"]
+    assert interleave["params_total"] > interleave["params_active"]  # inactive compressor columns
+    assert ntp["params_total"] == ntp["params_active"]
+    assert interleave["flops_per_token"] > ntp["flops_per_token"]  # doubled upper blocks + teacher
+    assert interleave["train_flops"] == pytest.approx(interleave["flops_per_token"] * interleave["tokens"])
+    assert all(arm["test_ppl_mean"] > 1 for arm in arms.values())
