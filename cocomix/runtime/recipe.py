@@ -36,6 +36,7 @@ from fairseq2.recipe.config import (
 from fairseq2.runtime.dependency import DependencyContainer, DependencyResolver
 from fairseq2.task import Task
 
+from cocomix.analysis.run_flops import run_flops_per_token
 from cocomix.data.pipeline import make_reader, train_pipeline, valid_pipeline
 from cocomix.models import CocoMixLM, register_cocomix_lm
 from cocomix.objectives.base import Objective, ObjectiveContext
@@ -245,7 +246,13 @@ class CocomixRecipe(Recipe):
             sync_mode=SyncMode.UNTIL_LAST,
         )
         return context.create_trainer(
-            ObjectiveTrainUnit(model, objective, context.output_dir / "checkpoints"),
+            ObjectiveTrainUnit(
+                model,
+                objective,
+                context.output_dir / "checkpoints",
+                # The model card (checkpoints/model.yaml) exists once fairseq2 built the model.
+                run_flops_per_token(context.output_dir).total,
+            ),
             train_reader,
             [ValidationUnit(model)],
             [valid_reader],

@@ -52,14 +52,25 @@ class DivergenceError(CocomixError):
 
 
 class ObjectiveTrainUnit(TrainUnit[SequenceBatch]):
-    def __init__(self, model: nn.Module, objective: Objective, checkpoint_dir: Path) -> None:
+    def __init__(
+        self, model: nn.Module, objective: Objective, checkpoint_dir: Path, flops_per_token: float
+    ) -> None:
         self._lm = DataParallelLM(model)
         self._objective = objective
         self._checkpoint_dir = checkpoint_dir
+        self._flops_per_token = flops_per_token
         self._step_nr = 0
 
     def set_step_nr(self, step_nr: int) -> None:
         self._step_nr = step_nr
+
+    def process_metric_values(self, values: MutableMapping[str, object]) -> None:
+        # Training FLOPs so far (cocomix.analysis.flops), logged as perf/flops beside the tokens.
+        tokens = values.get("total_num_elements")
+        if isinstance(tokens, Tensor):
+            tokens = tokens.item()
+        if isinstance(tokens, (int, float)):
+            values["total_flops"] = float(tokens) * self._flops_per_token
 
     def _check_finite(self, loss: Tensor) -> None:
         if bool(torch.isfinite(loss.detach())):

@@ -71,7 +71,8 @@ def test_loss_drops_and_tensorboard_has_project_tags(straight: Path) -> None:
     events = EventAccumulator(str(straight / "tb"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    for tag in ("train/loss", "train/loss_lm", "valid/loss", "valid/ppl", "optim/lr", "optim/grad_norm", "perf/tokens_per_s"):
+    for tag in ("train/loss", "train/loss_lm", "valid/loss", "valid/ppl", "optim/lr", "optim/grad_norm",
+                "perf/tokens_per_s", "perf/tokens", "perf/flops"):
         assert tag in tags, (tag, sorted(tags))
 
 
