@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from cocomix.data.artifacts import atomic_write_text, cache_key
 from cocomix.concepts.sources import ConceptBatch, ConceptSource, SourceContext
+from cocomix.data.artifacts import atomic_write_text, cache_key
 from cocomix.registry import CONCEPT_SOURCES, CocomixError
 
 

@@ -24,8 +24,7 @@ from typing import Any
 
 import torch
 
-from cocomix.data.corpora import build_corpus
-from cocomix.data.corpora import Corpus
+from cocomix.data.corpora import Corpus, build_corpus
 from cocomix.eval.cloze import ClozeItem, build_cloze_items, score_cloze
 from cocomix.eval.loading import LoadedRun, load_run
 from cocomix.eval.multiple_choice import load_mc_items, score_multiple_choice

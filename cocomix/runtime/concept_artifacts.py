@@ -89,8 +89,8 @@ def _check_same_tokenizer(teacher_run: Path, data: DataArtifacts) -> None:
 
 
 def _produce_teacher(composed: ComposedRecipe, cache_dir: Path) -> tuple[Path, str]:
-    from cocomix.runtime.launch import train_lm
     from cocomix.runtime.compose import compose_recipe
+    from cocomix.runtime.launch import train_lm
 
     spec = composed.cfg.teacher
     overrides = [f"preset={composed.preset}", *spec.overrides]

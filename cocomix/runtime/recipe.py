@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 import yaml
-
 from fairseq2.datasets import SyncMode
 from fairseq2.metrics.recorders import MetricRecorder
 from fairseq2.recipe import Recipe, RecipeContext
@@ -42,8 +41,8 @@ from cocomix.models import CocoMixLM, register_cocomix_lm
 from cocomix.objectives.base import Objective, ObjectiveContext
 from cocomix.registry import OBJECTIVES, CocomixError
 from cocomix.runtime.artifacts import DataArtifacts
-from cocomix.runtime.compose import ComposedRecipe
 from cocomix.runtime.components import ConceptComponents
+from cocomix.runtime.compose import ComposedRecipe
 from cocomix.runtime.recorder import ProjectTensorBoardRecorder
 from cocomix.runtime.units import ObjectiveTrainUnit, ValidationUnit
 

@@ -11,10 +11,9 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
+from fairseq2.metrics.recorders import MetricRecorder
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
-
-from fairseq2.metrics.recorders import MetricRecorder
 
 # fairseq2 metric name -> our tag, per category. Unlisted names keep `<category>/<name>`.
 _RENAMES: dict[str, str] = {

@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
-
 from fairseq2.nn import BatchLayout
+from torch import Tensor, nn
 
 from cocomix.models import CocoMixLM
 from cocomix.registry import CocomixError

@@ -7,16 +7,15 @@ from collections.abc import MutableMapping
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
-
 from fairseq2.datasets import SequenceBatch
 from fairseq2.metrics import MetricBag
 from fairseq2.metrics.aggregation import Mean, Sum
 from fairseq2.recipe import EvalUnit, TrainUnit
+from torch import Tensor, nn
 
 from cocomix.objectives.base import Objective
-from cocomix.registry import CocomixError
 from cocomix.objectives.terms import next_token_loss
+from cocomix.registry import CocomixError
 from cocomix.types import ModelOutput, TokenBatch
 
 

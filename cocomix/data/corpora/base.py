@@ -18,7 +18,6 @@ from typing import Any
 from cocomix.registry import CORPORA, CocomixError
 
 
-
 @dataclass(frozen=True)
 class Document:
     """One natural unit of text (an address, a play, a file) and where it came from."""
