@@ -7,7 +7,6 @@ recipe states only its delta from base and still runs tiny on a CPU.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,14 +246,3 @@ def _implied_mixer(choices: dict[str, str]) -> str | None:
             f"drop the mixer override"
         )
     return str(implied)
-
-
-def config_to_dataclass(obj: Any) -> dict[str, Any]:
-    """Dataclass (or DictConfig) -> plain dict, for hashing and printing."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    if isinstance(obj, DictConfig):
-        out = OmegaConf.to_container(obj, resolve=True)
-        assert isinstance(out, dict)
-        return out  # type: ignore[return-value]
-    raise TypeError(f"cannot convert {type(obj)} to a dict")
