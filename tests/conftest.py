@@ -21,3 +21,16 @@ def artifact_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("artifacts")
     os.environ["COCOMIX_ARTIFACTS"] = str(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def spm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small SentencePiece model (vocab 400) trained on the shipped English text."""
+    from cocomix.data.corpora import build_corpus
+    from cocomix.data.tokenizers import SentencePieceConfig, train_sentencepiece, training_sentences
+
+    config = SentencePieceConfig(vocab_size=400, max_train_chars=300_000)
+    data = train_sentencepiece(training_sentences(build_corpus("pd_english"), 300_000), config)
+    path = tmp_path_factory.mktemp("spm") / "spm.model"
+    path.write_bytes(data)
+    return path

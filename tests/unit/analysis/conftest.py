@@ -14,19 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cocomix.data.corpora import build_corpus
-from cocomix.data.tokenizers import SentencePieceConfig, train_sentencepiece, training_sentences
 from cocomix.eval.run_folder import save_run_folder
 from cocomix.models import CocoLMConfig, create_cocomix_lm
-
-
-@pytest.fixture(scope="session")
-def spm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = SentencePieceConfig(vocab_size=400, max_train_chars=300_000)
-    data = train_sentencepiece(training_sentences(build_corpus("pd_english"), 300_000), config)
-    path = tmp_path_factory.mktemp("spm") / "spm.model"
-    path.write_bytes(data)
-    return path
 
 
 def records(losses: Sequence[float], every: int, tokens_per_step: int) -> tuple[list[dict], list[dict]]:

@@ -14,25 +14,12 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from cocomix.data.corpora import build_corpus
 from cocomix.data.tokenizers import (
-    SentencePieceConfig,
     Tokenizer,
     load_tokenizer,
-    train_sentencepiece,
-    training_sentences,
 )
 from cocomix.models import CocoLMConfig, CocoMixLM, create_cocomix_lm
 from cocomix.types import ModelOutput
-
-
-@pytest.fixture(scope="session")
-def spm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = SentencePieceConfig(vocab_size=400, max_train_chars=300_000)
-    data = train_sentencepiece(training_sentences(build_corpus("pd_english"), 300_000), config)
-    path = tmp_path_factory.mktemp("spm") / "spm.model"
-    path.write_bytes(data)
-    return path
 
 
 @pytest.fixture(scope="session")
