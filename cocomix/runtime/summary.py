@@ -12,14 +12,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from cocomix.analysis.compare import read_jsonl
 from cocomix.runtime.rundir import RunDir
 
 
 def _last_record(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    return json.loads(lines[-1]) if lines else {}
+    records = read_jsonl(path)  # the same reader tools/compare.py uses; a missing file is an error
+    return records[-1] if records else {}
 
 
 def _costs(run: RunDir) -> dict[str, Any]:
