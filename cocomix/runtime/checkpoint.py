@@ -10,16 +10,7 @@ import yaml
 
 from cocomix.models import CocoLMConfig, CocoMixLM, create_cocomix_lm
 from cocomix.registry import CocomixError
-
-
-def checkpoint_steps(run_dir: Path) -> list[int]:
-    """Steps with a complete model checkpoint (fairseq2 renames `step_N` into place when done)."""
-    steps = []
-    for path in (run_dir / "checkpoints").glob("step_*"):
-        suffix = path.name.removeprefix("step_")
-        if suffix.isdigit() and (path / "model").is_dir():
-            steps.append(int(suffix))
-    return sorted(steps)
+from cocomix.runtime.rundir import checkpoint_steps
 
 
 def load_model_config(run_dir: Path) -> CocoLMConfig:

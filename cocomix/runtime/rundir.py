@@ -27,6 +27,16 @@ CONFIG_FILE = "config.yaml"
 ENV_FILE = "env.json"
 
 
+def checkpoint_steps(run_dir: Path) -> list[int]:
+    """Steps with a complete model checkpoint (fairseq2 renames `step_N` into place when done)."""
+    steps = []
+    for path in (run_dir / "checkpoints").glob("step_*"):
+        suffix = path.name.removeprefix("step_")
+        if suffix.isdigit() and (path / "model").is_dir():
+            steps.append(int(suffix))
+    return sorted(steps)
+
+
 @dataclass(frozen=True)
 class RunDir:
     path: Path
@@ -48,12 +58,7 @@ class RunDir:
 
     def last_checkpoint_step(self) -> int | None:
         """Highest step with a complete checkpoint (fairseq2 writes `step_N` only when done)."""
-        steps = [
-            int(p.name.removeprefix("step_"))
-            for p in self.checkpoint_dir.glob("step_*")
-            if p.name.removeprefix("step_").isdigit()
-        ]
-        return max(steps, default=None)
+        return max(checkpoint_steps(self.path), default=None)
 
     def prepare(self, resolved: dict[str, Any]) -> bool:
         """Create the folder or check it holds the same experiment. Returns True on resume."""
