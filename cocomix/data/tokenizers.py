@@ -110,7 +110,12 @@ class SentencePieceTokenizer(Tokenizer):
 
 
 def load_tokenizer(path: Path | str, *, num_threads: int = 2) -> Tokenizer:
-    """Load a tokenizer model file (SentencePiece ``.model``)."""
+    """Load what ``Tokenizer.path`` points at: a SentencePiece ``.model`` file, or a folder
+    holding GPT-2's ``encoder.json`` + ``vocab.bpe`` (``gpt2_bpe``)."""
+    from cocomix.data.gpt2_bpe import GPT2BPETokenizer, is_gpt2_bpe_dir
+
+    if is_gpt2_bpe_dir(Path(path)):
+        return GPT2BPETokenizer(Path(path), num_threads=num_threads)
     return SentencePieceTokenizer(Path(path), num_threads=num_threads)
 
 

@@ -19,6 +19,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "cocomix.concepts.cached",
     "cocomix.data.corpora",
     "cocomix.data.tokenizers",
+    "cocomix.data.gpt2_bpe",
 )
 
 
