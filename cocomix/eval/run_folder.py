@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 import yaml
 
+from cocomix.data.artifacts import atomic_dir, atomic_write_text
 from cocomix.models import CocoMixLM
 
 
@@ -40,19 +42,24 @@ def save_run_folder(
     required by the tools); ``artifacts`` adds to ``{"tokenizer": tokenizer}``.
     """
     run_dir = Path(run_dir)
-    model_dir = run_dir / "checkpoints" / f"step_{step}" / "model" / "pp_00" / "tp_00"
-    model_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     record = {"tokenizer": str(tokenizer), **(artifacts or {})}
-    (run_dir / "artifacts.json").write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(run_dir / "artifacts.json", json.dumps(record, indent=2) + "\n")
     card = {"name": "checkpoint", "model_family": "cocomix_lm",
             "model_config": dataclasses.asdict(model.config)}
-    (run_dir / "checkpoints" / "model.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
+    atomic_write_text(run_dir / "checkpoints" / "model.yaml", yaml.safe_dump(card, sort_keys=False))
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save(state, model_dir / "sdp_00.pt")
+    # Like fairseq2: the step folder appears only once its weights are complete; an older one
+    # at the same step is replaced (atomic_dir would keep it).
+    step_dir = run_dir / "checkpoints" / f"step_{step}"
+    shutil.rmtree(step_dir, ignore_errors=True)
+    with atomic_dir(step_dir) as tmp:
+        model_dir = tmp / "model" / "pp_00" / "tp_00"
+        model_dir.mkdir(parents=True)
+        torch.save(state, model_dir / "sdp_00.pt")
     if train_records or valid_records:
         metrics = run_dir / "metrics"
         metrics.mkdir(exist_ok=True)
         for name, records in (("train", train_records), ("valid", valid_records)):
-            (metrics / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+            atomic_write_text(metrics / f"{name}.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     return run_dir

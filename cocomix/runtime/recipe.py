@@ -36,6 +36,7 @@ from fairseq2.runtime.dependency import DependencyContainer, DependencyResolver
 from fairseq2.task import Task
 
 from cocomix.analysis.run_flops import run_flops_per_token
+from cocomix.data.artifacts import atomic_write_text
 from cocomix.data.pipeline import make_reader, train_pipeline, valid_pipeline
 from cocomix.models import CocoMixLM, register_cocomix_lm
 from cocomix.objectives.base import Objective, ObjectiveContext
@@ -203,7 +204,8 @@ class CocomixRecipe(Recipe):
         dumped = context.output_dir / "config.yaml"
         if dumped.exists():
             dumped.replace(context.output_dir / "fairseq2_config.yaml")
-        dumped.write_text(self._config_text)
+        # Atomic: a run killed here must still find its config intact to resume.
+        atomic_write_text(dumped, self._config_text)
 
     def create_task(self, context: RecipeContext) -> Task:
         cfg = self._composed.cfg

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cocomix.data.artifacts import atomic_write_text
 from cocomix.runtime.artifacts import prepare_data
 from cocomix.runtime.compose import ComposedRecipe
 from cocomix.runtime.concept_artifacts import ensure_sae, ensure_teacher
@@ -16,7 +17,7 @@ def train_sae_task(composed: ComposedRecipe, run_dir: Path, cache_dir: Path) -> 
     teacher, teacher_id, _ = ensure_teacher(composed, cache_dir, data)
     _, sae_id, report, path = ensure_sae(composed, cache_dir, teacher, teacher_id, data)
     report = {**report, "artifact": sae_id, "path": str(path)}
-    (run_dir / "sae_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_text(run_dir / "sae_report.json", json.dumps(report, indent=2) + "\n")
     valid = report.get("valid", {})
     if isinstance(valid, dict) and valid:
         print(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cocomix.analysis.compare import read_jsonl
+from cocomix.data.artifacts import atomic_write_text
 from cocomix.runtime.rundir import RunDir
 
 
@@ -100,8 +101,9 @@ def summarize(recipe: str, runs: list[RunDir], out_dir: Path, *, held_out_tokens
     arms = {arm: _arm(rows) for arm, rows in by_arm.items()}
     table = _table(arms)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "summary.json").write_text(
-        json.dumps({"recipe": recipe, "arms": arms, "runs": records}, indent=2) + "\n"
+    atomic_write_text(
+        out_dir / "summary.json",
+        json.dumps({"recipe": recipe, "arms": arms, "runs": records}, indent=2) + "\n",
     )
-    (out_dir / "summary.md").write_text(f"# {recipe}\n\n{table}")
+    atomic_write_text(out_dir / "summary.md", f"# {recipe}\n\n{table}")
     return table
