@@ -78,8 +78,8 @@ class CocoLMConfig:
             )
         if not 0 <= self.insert_layer <= self.num_layers:
             raise CocomixError(
-                f"insert_layer={self.insert_layer} is outside the model "
-                f"(num_layers={self.num_layers}): choose 0..{self.num_layers}"
+                f"model.insert_layer={self.insert_layer} is outside the model "
+                f"(model.num_layers={self.num_layers}): choose 0..{self.num_layers}"
             )
         if not 0.0 <= self.dropout_p < 1.0:
             raise CocomixError(f"dropout_p={self.dropout_p} must be in [0, 1)")

@@ -174,6 +174,11 @@ def _one_line(err: Exception, overrides: list[str]) -> str:
     found = re.search(r"Error merging override (\S+)", text)
     if found:
         cause = str(err.__cause__ or "").splitlines()
+        wanted = re.search(r"could not be converted to (\w+)|is not a valid (bool)", cause[0] if cause else "")
+        if wanted:  # a value of the wrong type: say which type the key takes
+            kind = (wanted.group(1) or wanted.group(2)).lower()
+            kind = {"integer": "an integer", "bool": "true or false"}.get(kind, f"a {kind}")
+            return f"bad value in `{found.group(1)}`: {_override_key(found.group(1))} takes {kind}"
         return f"bad override `{found.group(1)}`: {cause[0] if cause else text.splitlines()[0]}"
     first = text.splitlines()[0] if text else type(err).__name__
     return f"recipe composition failed: {first}"

@@ -74,11 +74,11 @@ def parameter_counts(composed: ComposedRecipe, vocab_size: int | None = None) ->
 
 def dry_run(recipe: str, overrides: list[str]) -> str:
     """The resolved config of every planned run and its parameter counts; trains nothing."""
-    from cocomix.runtime.recipe import check_schedule
+    from cocomix.runtime.preflight import check_run
 
     lines = []
     for plan in plan_runs(recipe, overrides):
-        check_schedule(plan.composed.cfg)
+        check_run(plan.composed)
         total, active = parameter_counts(plan.composed)
         lines.append(f"# run: {recipe}/{plan.arm}/seed{plan.seed}")
         lines.append(yaml.safe_dump(plan.composed.resolved(), sort_keys=False).rstrip())
@@ -89,11 +89,11 @@ def dry_run(recipe: str, overrides: list[str]) -> str:
 def run_recipe(recipe: str, overrides: list[str], runs_dir: Path) -> list[RunDir]:
     """Train every (arm, seed) of a recipe; finished runs are skipped, interrupted ones resume."""
     from cocomix.runtime.artifacts import artifact_dir
-    from cocomix.runtime.recipe import check_schedule
+    from cocomix.runtime.preflight import check_run
 
     plans = plan_runs(recipe, overrides)
     for plan in plans:  # fail on any bad arm before spending time on the first
-        check_schedule(plan.composed.cfg)
+        check_run(plan.composed)
     done = []
     for plan in plans:
         run_dir = RunDir.of(runs_dir, recipe, plan.arm, plan.seed)

@@ -61,7 +61,7 @@ def test_insert_layer_outside_model_message() -> None:
     c = dataclasses.replace(ARCHS.get("gpt2_69m").default_config(), insert_layer=9)
     with pytest.raises(CocomixError) as err:
         c.validate()
-    assert str(err.value) == "insert_layer=9 is outside the model (num_layers=8): choose 0..8"
+    assert str(err.value) == "model.insert_layer=9 is outside the model (model.num_layers=8): choose 0..8"
     with pytest.raises(CocomixError, match="outside the model"):
         dataclasses.replace(c, insert_layer=-1).validate()
     # Both ends are legal: mix right after the embeddings, or right before the final LayerNorm.

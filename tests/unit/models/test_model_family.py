@@ -64,7 +64,7 @@ SCRIPT = textwrap.dedent(
                                   {"insert_layer": 9})
         raise AssertionError("a bad override was accepted")
     except CocomixError as err:
-        assert "insert_layer=9 is outside the model (num_layers=4)" in str(err), err
+        assert "model.insert_layer=9 is outside the model (model.num_layers=4)" in str(err), err
     # Resuming from a checkpoint builds on meta first.
     meta = family.create_new_model(config, gangs, torch.float32, meta=True, init_rank0_only=True)
     assert next(meta.parameters()).device.type == "meta"
