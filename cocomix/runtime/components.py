@@ -94,7 +94,8 @@ def planned_teacher_dim(composed: ComposedRecipe) -> int | None:
 def planned_model_settings(composed: ComposedRecipe) -> dict[str, Any]:
     """`model_settings` as the run will compute them, building nothing."""
     sae = composed.cfg.sae
-    n_latents = int(sae.n_latents) if _source_needs_sae(composed) and sae.source == "train" else None
+    # A trained SAE has sae.n_latents latents; an SAE file is checked to have them when loaded.
+    n_latents = int(sae.n_latents) if _source_needs_sae(composed) else None
     uses_hidden = composed.choices["concepts"] != NO_CONCEPTS and not _source_needs_sae(composed)
     return model_settings(
         composed, n_latents=n_latents, teacher_dim=planned_teacher_dim(composed) if uses_hidden else None

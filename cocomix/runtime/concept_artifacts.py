@@ -29,7 +29,13 @@ from cocomix.runtime.artifacts import DataArtifacts
 from cocomix.runtime.checkpoint import checkpoint_steps, load_trained_lm
 from cocomix.runtime.compose import ComposedRecipe
 from cocomix.runtime.schema import RESUME_NEUTRAL_KEYS
-from cocomix.runtime.teacher import CocoLMTeacher, HFGPT2Teacher, check_teacher_vocab, teacher_vocab_size
+from cocomix.runtime.teacher import (
+    CocoLMTeacher,
+    HFGPT2Teacher,
+    check_gpt2_student,
+    check_teacher_vocab,
+    teacher_vocab_size,
+)
 from cocomix.types import TeacherLM
 
 
@@ -60,7 +66,9 @@ def ensure_teacher(
         teacher = CocoLMTeacher(load_trained_lm(Path(spec.path)))
         identity = cache_key("checkpoint", str(Path(spec.path).resolve()), checkpoint_steps(Path(spec.path)))
     elif spec.source == "hf_gpt2":
-        teacher = HFGPT2Teacher(spec.path)
+        hf_teacher = HFGPT2Teacher(spec.path)
+        check_gpt2_student(hf_teacher, data.tokenizer, int(composed.cfg.train.seq_len))
+        teacher = hf_teacher
         identity = cache_key("hf_gpt2", str(Path(spec.path).resolve()))
     else:
         raise CocomixError(f"teacher.source={spec.source!r}; choose recipe, checkpoint or hf_gpt2")
@@ -128,6 +136,7 @@ def ensure_sae(composed: ComposedRecipe, cache_dir: Path, teacher: TeacherLM,
     layer = int(composed.cfg.teacher.layer)
     if spec.source == "file":
         sae = load_openai_sae(Path(spec.path), expected_d_model=teacher.model_dim)
+        _check_declared_sae(sae, spec)
         return _frozen(sae), cache_key("file", str(Path(spec.path).resolve())), {}, Path(spec.path)
     if spec.source != "train":
         raise CocomixError(f"sae.source={spec.source!r}; choose train or file")
@@ -143,6 +152,17 @@ def ensure_sae(composed: ComposedRecipe, cache_dir: Path, teacher: TeacherLM,
     report = json.loads((folder / "report.json").read_text())
     print(f"sae: {folder} (variance explained {report['valid']['fve']:.3f})")
     return _frozen(sae), identity, report, folder / "sae.pt"
+
+
+def _check_declared_sae(sae: TopKSAE, spec: Any) -> None:
+    """`sae.n_latents` and `sae.k` say what the file holds: they size the student's concept head
+    in --dry-run (paper: 32768 latents, k = 32) before the file is read."""
+    if (sae.n_latents, sae.k) != (int(spec.n_latents), int(spec.k)):
+        raise CocomixError(
+            f"SAE file {spec.path} has {sae.n_latents} latents and k={sae.k}, but the recipe "
+            f"declares sae.n_latents={spec.n_latents} sae.k={spec.k}; set "
+            f"sae.n_latents={sae.n_latents} sae.k={sae.k} or use the intended SAE file"
+        )
 
 
 def train_sae_on_teacher(teacher: TeacherLM, layer: int, train: TokenShard, valid: TokenShard,

@@ -14,6 +14,7 @@ import torch
 from fairseq2.nn import BatchLayout
 from torch import Tensor, nn
 
+from cocomix.data.tokenizers import Tokenizer
 from cocomix.models import CocoMixLM
 from cocomix.registry import CocomixError
 
@@ -55,6 +56,10 @@ class CocoLMTeacher(nn.Module):
         return self.model.project(h)
 
 
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                "pytorch_model.bin.index.json")
+
+
 class HFGPT2Teacher(nn.Module):
     """GPT-2 in Hugging Face format from a local folder (`config.json` + weights) as a `TeacherLM`.
 
@@ -66,20 +71,25 @@ class HFGPT2Teacher(nn.Module):
         super().__init__()
         from transformers import GPT2LMHeadModel
 
-        path = Path(path)
+        path = self.path = Path(path)
+        layout = "config.json + model.safetensors or pytorch_model.bin"
         if not (path / "config.json").is_file():
             raise CocomixError(
                 f"{path} has no config.json; point teacher.path at a local GPT-2 folder in Hugging "
-                f"Face format (config.json + model.safetensors or pytorch_model.bin)"
+                f"Face format ({layout})"
             )
+        if not any((path / name).is_file() for name in WEIGHT_FILES):
+            raise CocomixError(f"{path} has config.json but no weights; a GPT-2 folder holds {layout}")
         try:
             model = GPT2LMHeadModel.from_pretrained(str(path), local_files_only=True)
-        except (OSError, ValueError) as err:
-            raise CocomixError(f"cannot load GPT-2 weights from {path}: {err}") from None
+        except (OSError, ValueError, RuntimeError) as err:  # RuntimeError: tensor shape mismatch
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CocomixError(f"cannot load GPT-2 weights from {path}: {first}") from None
         self.model = freeze(model)
         self.num_layers = int(model.config.n_layer)
         self.model_dim = int(model.config.n_embd)
         self.vocab_size = int(model.config.vocab_size)
+        self.max_seq_len = int(model.config.n_positions)
 
     def _blocks(self, h: Tensor, start: int, end: int) -> Tensor:
         # Blocks called one by one get no mask from the model: pass the causal mask explicitly.
@@ -108,6 +118,29 @@ def check_teacher_vocab(teacher_vocab: int, student_vocab: int) -> None:
         raise CocomixError(
             f"the teacher's vocabulary ({teacher_vocab}) differs from the student's tokenizer "
             f"({student_vocab}); teacher and student must share one tokenizer"
+        )
+
+
+def check_gpt2_student(teacher: HFGPT2Teacher, tokenizer: Tokenizer, seq_len: int) -> None:
+    """A GPT-2 teacher reads GPT-2 token ids: the student must tokenize with GPT-2's BPE (equal
+    vocabulary sizes are not enough), and its windows must fit GPT-2's positions."""
+    from cocomix.data.gpt2_bpe import GPT2BPETokenizer
+
+    if not isinstance(tokenizer, GPT2BPETokenizer):
+        raise CocomixError(
+            f"teacher.source=hf_gpt2 reads GPT-2 token ids, but the student's tokenizer is "
+            f"{tokenizer!r}; set tokenizer=gpt2_bpe"
+        )
+    if teacher.vocab_size != tokenizer.vocab_size:
+        raise CocomixError(
+            f"the GPT-2 teacher at {teacher.path} has vocab_size {teacher.vocab_size} (config.json), "
+            f"GPT-2's BPE has {tokenizer.vocab_size}; point teacher.path at a GPT-2 checkpoint "
+            f"with GPT-2's vocabulary"
+        )
+    if seq_len > teacher.max_seq_len:
+        raise CocomixError(
+            f"train.seq_len={seq_len} exceeds the GPT-2 teacher's n_positions={teacher.max_seq_len} "
+            f"({teacher.path}); lower train.seq_len"
         )
 
 

@@ -23,8 +23,8 @@ def test_every_recipe_composes_and_dry_runs(recipe: str) -> None:
     text = dry_run(recipe, [])
     assert "parameters: total=" in text
     composed = compose_recipe(recipe, [])
-    if recipe.startswith("scale/"):
-        assert composed.preset == "paper"  # the scale recipes pin the paper's sizes
+    if recipe.startswith(("scale/", "paper/faithful")):
+        assert composed.preset == "paper"  # these recipes pin the paper's sizes
         return
     assert composed.preset == "tiny"  # no GPU in tests
     resolved = composed.resolved()

@@ -1,0 +1,106 @@
+"""recipes/paper/faithful_69m end to end on local stand-ins in the paper's formats: a randomly
+initialised GPT-2 saved in Hugging Face format (vocab 50257), a random OpenAI-format SAE
+(32768 latents, k=32) on its block-5 residual, and a small OpenWebText-format parquet corpus.
+Nothing is downloaded; the loaders are the ones a GPU run uses on the real files."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from cocomix.data.gpt2_bpe import packaged_files_dir
+from cocomix.registry import CocomixError
+from cocomix.runtime.launch import run_recipe
+
+WORDS = (
+    "the ship sailed at dawn across a grey sea while sailors sang of home and the captain read "
+    "old maps by lamp light so that every wave seemed to carry news from distant ports"
+).split()
+TINY_RUN = [
+    "preset=tiny", "steps=2", "train.seq_len=32", "train.micro_batch_size=2", "train.warmup_steps=1",
+    "valid.batch_size=2", "valid.max_batches=1", "log_every=1", "checkpoint_every=2", "validate_every=2",
+    "summary_test_tokens=0", "data.valid_fraction=0.1",
+]
+
+
+@pytest.fixture(scope="module")
+def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from cocomix.concepts.sae import TopKSAE, save_openai_sae
+
+    root = tmp_path_factory.mktemp("paper_files")
+    torch.manual_seed(0)
+    # GPT-2's vocabulary and 6 blocks (block 5 exists), everything else tiny.
+    config = GPT2Config(vocab_size=50257, n_positions=64, n_embd=32, n_layer=6, n_head=2)
+    GPT2LMHeadModel(config).eval().save_pretrained(root / "gpt2")  # model.safetensors + config.json
+    save_openai_sae(TopKSAE(32, 32768, 32, generator=torch.Generator().manual_seed(0)), root / "sae" / "5.pt")
+    rng = random.Random(0)
+    texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(40, 120))) + "." for _ in range(60)]
+    (root / "owt").mkdir()
+    pq.write_table(pa.table({"text": texts}), root / "owt" / "train-00000.parquet")
+    return {"gpt2": root / "gpt2", "sae": root / "sae" / "5.pt", "data": root / "owt"}
+
+
+def paths(files: dict[str, Path]) -> list[str]:
+    return [f"teacher.path={files['gpt2']}", f"sae.path={files['sae']}", f"data.path={files['data']}"]
+
+
+def test_tiny_faithful_run_trains_every_arm_offline(
+    stand_ins: dict[str, Path], tmp_path: Path, artifact_cache: Path
+) -> None:
+    runs = run_recipe("paper/faithful_69m", TINY_RUN + paths(stand_ins), tmp_path)
+    assert [r.path.parent.name for r in runs] == ["ntp", "kd", "cocomix"]
+    for run in runs:
+        config = (run.path / "config.yaml").read_text()
+        assert "name: gpt2_bpe" in config and "name: openwebtext" in config
+        last = json.loads((run.path / "metrics" / "train.jsonl").read_text().splitlines()[-1])
+        assert last["Step"] == 2 and last["Loss"] > 0
+    record = json.loads((runs[2].path / "artifacts.json").read_text())
+    assert record["teacher"] == str(stand_ins["gpt2"]) and record["sae"] == str(stand_ins["sae"])
+    assert record["teacher_layer"] == 5
+    last = json.loads((runs[2].path / "metrics" / "train.jsonl").read_text().splitlines()[-1])
+    assert last["loss_concept"] > 0  # labels from the GPT-2 teacher through the OpenAI-format SAE
+
+
+def test_mismatches_with_the_student_are_one_clear_error(stand_ins: dict[str, Path], spm_path: Path) -> None:
+    from cocomix.concepts.sae import load_openai_sae
+    from cocomix.data.tokenizers import load_tokenizer
+    from cocomix.runtime.concept_artifacts import _check_declared_sae
+    from cocomix.runtime.teacher import HFGPT2Teacher, check_gpt2_student
+
+    teacher = HFGPT2Teacher(stand_ins["gpt2"])
+    gpt2_bpe = load_tokenizer(packaged_files_dir())
+    check_gpt2_student(teacher, gpt2_bpe, 64)  # the stand-in fits
+    with pytest.raises(CocomixError, match="student's tokenizer is SentencePieceTokenizer.*set tokenizer=gpt2_bpe"):
+        check_gpt2_student(teacher, load_tokenizer(spm_path), 64)
+    with pytest.raises(CocomixError, match="train.seq_len=128 exceeds the GPT-2 teacher's n_positions=64"):
+        check_gpt2_student(teacher, gpt2_bpe, 128)
+    teacher.vocab_size = 50304  # e.g. nanoGPT's padded vocabulary
+    with pytest.raises(CocomixError, match="vocab_size 50304 .* GPT-2's BPE has 50257"):
+        check_gpt2_student(teacher, gpt2_bpe, 64)
+    sae = load_openai_sae(stand_ins["sae"], expected_d_model=32)
+    declared = SimpleNamespace(path=stand_ins["sae"], n_latents=1024, k=16)
+    with pytest.raises(CocomixError, match="has 32768 latents and k=32.*set sae.n_latents=32768 sae.k=32"):
+        _check_declared_sae(sae, declared)
+    with pytest.raises(CocomixError, match="SAE width 32 does not match the teacher's hidden size 768"):
+        load_openai_sae(stand_ins["sae"], expected_d_model=768)
+
+
+def test_the_runner_reports_a_wrong_sae_in_one_line(
+    stand_ins: dict[str, Path], tmp_path: Path, artifact_cache: Path
+) -> None:
+    from cocomix.concepts.sae import TopKSAE, save_openai_sae
+
+    wrong = save_openai_sae(TopKSAE(48, 32768, 32), tmp_path / "sae48.pt")
+    overrides = TINY_RUN + paths(stand_ins) + ["only_arms=[cocomix]", f"sae.path={wrong}"]
+    with pytest.raises(CocomixError, match="SAE width 48 does not match the teacher's hidden size 32") as info:
+        run_recipe("paper/faithful_69m", overrides, tmp_path)
+    assert "\n" not in str(info.value)
