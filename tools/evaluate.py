@@ -7,6 +7,8 @@ Usage::
     python tools/evaluate.py RUN --step 100 --tasks ppl --json out.json
     python tools/evaluate.py RUN --mc-file my_task.jsonl           # + multiple choice
     python tools/evaluate.py RUN --lm-eval my_task --lm-eval-include tasks/   # lm-eval tasks
+    python tools/evaluate.py RUN --lm-eval \
+        lambada_openai,wikitext,hellaswag,piqa,social_iqa,arc_easy,winogrande  # the paper's suite
 
 Prints one markdown table with a column per run (see ``docs/evaluation.md`` for what each row
 means). ``--max-tokens`` caps the predicted tokens per perplexity stream (default 20000, which
@@ -61,16 +63,19 @@ def evaluate(args: argparse.Namespace) -> int:
     for info in runs:
         print(f"evaluating {info.path}", file=sys.stderr)
         run = load_run(info.path, step=args.step, tokenizer=args.tokenizer, device=args.device)
+        lm_eval_results = None
+        if args.lm_eval:  # first: an unreachable hub is reported before the offline suite runs
+            from cocomix.eval.lm_eval_adapter import run_lm_eval
+
+            names = [t.strip() for t in args.lm_eval.split(",") if t.strip()]
+            lm_eval_results = run_lm_eval(run, names, include_path=args.lm_eval_include,
+                                          limit=args.lm_eval_limit, batch_size=args.batch_size)
         result = evaluate_loaded(
             run, tasks=tasks, mc_files=args.mc_file, max_tokens=args.max_tokens,
             cloze_items=args.cloze_items, batch_size=args.batch_size, device=args.device,
         )
-        if args.lm_eval:
-            from cocomix.eval.lm_eval_adapter import run_lm_eval
-
-            names = [t.strip() for t in args.lm_eval.split(",") if t.strip()]
-            result["lm_eval"] = run_lm_eval(run, names, include_path=args.lm_eval_include,
-                                            limit=args.lm_eval_limit, batch_size=args.batch_size)
+        if lm_eval_results is not None:
+            result["lm_eval"] = lm_eval_results
         results.append(result)
     labels = _labels(results)
     print(format_table(results, labels))
@@ -97,7 +102,8 @@ def _labels(results: list[dict]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    return run_tool(lambda: evaluate(args), debug=args.debug)
+    # lm-eval's built-in tasks load their data sets from the Hugging Face hub (or its cache).
+    return run_tool(lambda: evaluate(args), debug=args.debug, hub_datasets=bool(args.lm_eval))
 
 
 if __name__ == "__main__":

@@ -12,15 +12,18 @@ import warnings
 from collections.abc import Callable
 
 
-def offline_defaults() -> None:
-    """Never reach for a hub at run time; silence fairseq2's import-time deprecations."""
-    for key in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+def offline_defaults(*, hub_datasets: bool = False) -> None:
+    """Never reach for a hub at run time, except for data sets when ``hub_datasets`` (lm-eval's
+    tasks load theirs from the hub); silence fairseq2's import-time deprecations. A variable the
+    user set is kept either way."""
+    keys = ["TRANSFORMERS_OFFLINE"] if hub_datasets else ["HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"]
+    for key in keys:
         os.environ.setdefault(key, "1")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"fairseq2\..*")
 
 
-def run_tool(body: Callable[[], int | None], *, debug: bool = False) -> int:
-    offline_defaults()
+def run_tool(body: Callable[[], int | None], *, debug: bool = False, hub_datasets: bool = False) -> int:
+    offline_defaults(hub_datasets=hub_datasets)
     from cocomix.registry import CocomixError
 
     try:

@@ -20,6 +20,8 @@ generation is greedy unless a task asks for sampling.
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -142,6 +144,12 @@ def _cut_at_eos(ids: list[int], eos: int) -> list[int]:
     return ids[: ids.index(eos)] if eos in ids else ids
 
 
+PAPER_TASKS: tuple[str, ...] = (
+    "lambada_openai", "wikitext", "hellaswag", "piqa", "social_iqa", "arc_easy", "winogrande",
+)
+"""The paper's lm-eval suite, zero-shot (brief §4.1)."""
+
+
 def run_lm_eval(
     run: LoadedRun,
     tasks: Sequence[str],
@@ -154,23 +162,24 @@ def run_lm_eval(
 
     Tasks are looked up in ``include_path`` first (local YAMLs) and in lm-eval's built-in
     tasks only when some are not found there (indexing the built-ins takes ~10 s). Built-in
-    tasks download their datasets: they need network access or a populated HF cache.
+    tasks download their datasets: they need the Hugging Face hub or a populated HF cache, and
+    when neither is there the answer is one ``CocomixError`` saying so.
     """
     import lm_eval
-    from lm_eval.tasks import TaskManager
 
     if not tasks:
         raise CocomixError("no lm-eval task names given")
-    manager = TaskManager(include_path=str(include_path), include_defaults=False) if include_path else None
-    if manager is None or any(t not in manager.all_tasks for t in tasks):
-        manager = TaskManager(include_path=str(include_path) if include_path else None)
+    manager = _task_manager(str(include_path) if include_path else "", tuple(tasks))
     missing = [t for t in tasks if t not in manager.all_tasks]
     if missing:
         raise CocomixError(f"lm-eval knows no task {', '.join(missing)}; check --lm-eval-include")
-    results = lm_eval.simple_evaluate(
-        model=CocomixEvalLM(loaded=run, batch_size=batch_size), tasks=list(tasks),
-        task_manager=manager, limit=limit, log_samples=False, bootstrap_iters=0,
-    )
+    try:
+        results = lm_eval.simple_evaluate(
+            model=CocomixEvalLM(loaded=run, batch_size=batch_size), tasks=list(tasks),
+            task_manager=manager, limit=limit, log_samples=False, bootstrap_iters=0,
+        )
+    except (ConnectionError, FileNotFoundError) as err:  # a data set neither reachable nor cached
+        raise _unreachable(tasks, err) from err
     if results is None:
         raise CocomixError("lm-eval returned no results")
     # lm-eval keys are "<metric>,<filter>"; keep the numbers (not "N/A" stderrs or names).
@@ -179,3 +188,28 @@ def run_lm_eval(
                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "sample_len"}
         for task, metrics in results["results"].items()
     }
+
+
+@functools.lru_cache(maxsize=4)
+def _task_manager(include_path: str, tasks: tuple[str, ...]) -> Any:
+    """Local YAMLs alone when they hold every task, else with lm-eval's built-ins; kept, so that
+    evaluating several runs indexes the built-ins once."""
+    from lm_eval.tasks import TaskManager
+
+    if include_path:
+        local = TaskManager(include_path=include_path, include_defaults=False)
+        if all(t in local.all_tasks for t in tasks):
+            return local
+    return TaskManager(include_path=include_path or None)
+
+
+def _unreachable(tasks: Sequence[str], err: BaseException) -> CocomixError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    offline = [n for n in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE") if os.environ.get(n, "") not in ("", "0")]
+    why = f"offline mode is on ({', '.join(f'{n}=1' for n in offline)})" if offline else "no network"
+    return CocomixError(
+        f"lm-eval data sets are not available: {why} and they are not in the Hugging Face cache "
+        f"({first}). Run {','.join(tasks)} where the hub is reachable (HF_DATASETS_OFFLINE and "
+        f"HF_HUB_OFFLINE unset), copy a filled HF cache (HF_HOME), or give local task YAMLs "
+        f"with --lm-eval-include"
+    )

@@ -104,3 +104,16 @@ def test_rolling_loglikelihood_scores_every_token_once(run: LoadedRun) -> None:
     assert math.isfinite(lp) and lp < 0
     [generated] = lm.generate_until([Req("Call me", {"until": ["."], "max_gen_toks": 4})])
     assert isinstance(generated, str) and "." not in generated
+
+
+def test_the_papers_tasks_offline_are_one_clear_error(run: LoadedRun, monkeypatch: pytest.MonkeyPatch) -> None:
+    # lm-eval knows every task of the paper's suite; their data sets live on the hub, so offline
+    # (and with an empty HF cache) the adapter says so in one line instead of a traceback.
+    from cocomix.registry import CocomixError
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CocomixError, match=r"offline mode is on \(HF_DATASETS_OFFLINE=1") as info:
+        lm_eval_adapter.run_lm_eval(run, list(lm_eval_adapter.PAPER_TASKS))
+    message = str(info.value)
+    assert "\n" not in message and "lambada_openai,wikitext,hellaswag" in message
