@@ -5,6 +5,7 @@ Nothing is downloaded; the loaders are the ones a GPU run uses on the real files
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 from pathlib import Path
@@ -17,6 +18,7 @@ from cocomix.data.gpt2_bpe import packaged_files_dir
 from cocomix.registry import CocomixError
 from cocomix.runtime.launch import run_recipe
 
+REPO = Path(__file__).resolve().parents[2]
 WORDS = (
     "the ship sailed at dawn across a grey sea while sailors sang of home and the captain read "
     "old maps by lamp light so that every wave seemed to carry news from distant ports"
@@ -54,11 +56,23 @@ def paths(files: dict[str, Path]) -> list[str]:
 
 
 def test_tiny_faithful_run_trains_offline(
-    stand_ins: dict[str, Path], tmp_path: Path, artifact_cache: Path
+    stand_ins: dict[str, Path], tmp_path: Path, artifact_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The KD arm is left out for time; it reads the same teacher through the same loader.
     overrides = TINY_RUN + paths(stand_ins) + ["only_arms=[ntp,cocomix]"]
+    # tools/prepare.py builds the shards and checks teacher and SAE once, as before a torchrun.
+    spec = importlib.util.spec_from_file_location("tool_prepare", REPO / "tools" / "prepare.py")
+    assert spec is not None and spec.loader is not None
+    prepare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prepare)
+    assert prepare.main(["paper/faithful_69m", *overrides, "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "GPT2BPETokenizer" in out and f"sae: {stand_ins['sae']} (checked)" in out
+    built = {p: p.stat().st_mtime_ns for p in (artifact_cache / "shards").glob("*/tokens.bin")}
+    assert built
     runs = run_recipe("paper/faithful_69m", overrides, tmp_path)
+    # The run reused what prepare built (nothing re-tokenized, no new shard).
+    assert {p: p.stat().st_mtime_ns for p in (artifact_cache / "shards").glob("*/tokens.bin")} == built
     assert [r.path.parent.name for r in runs] == ["ntp", "cocomix"]
     for run in runs:
         config = (run.path / "config.yaml").read_text()
