@@ -16,7 +16,9 @@ def offline_defaults(*, hub_datasets: bool = False) -> None:
     """Never reach for a hub at run time, except for data sets when ``hub_datasets`` (lm-eval's
     tasks load theirs from the hub); silence fairseq2's import-time deprecations. A variable the
     user set is kept either way."""
-    keys = ["TRANSFORMERS_OFFLINE"] if hub_datasets else ["HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"]
+    keys = ["TRANSFORMERS_OFFLINE"]
+    if not hub_datasets:
+        keys += ["HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"]
     for key in keys:
         os.environ.setdefault(key, "1")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"fairseq2\..*")

@@ -84,6 +84,12 @@ def test_tiny_faithful_run_trains_offline(
     assert record["teacher_layer"] == 5
     last = json.loads((runs[1].path / "metrics" / "train.jsonl").read_text().splitlines()[-1])
     assert last["loss_concept"] > 0  # labels from the GPT-2 teacher through the OpenAI-format SAE
+    # The evaluation tools reload the run with its GPT-2 tokenizer from artifacts.json.
+    from cocomix.data.gpt2_bpe import GPT2BPETokenizer
+    from cocomix.eval import load_run
+
+    loaded = load_run(runs[1].path)
+    assert isinstance(loaded.tokenizer, GPT2BPETokenizer) and loaded.tokenizer.encode("Hello world") == [15496, 995]
 
 
 def test_mismatches_with_the_student_are_one_clear_error(stand_ins: dict[str, Path], spm_path: Path) -> None:
