@@ -283,7 +283,9 @@ def load_openai_sae(
         path = Path(source)
         name = str(path)
         if not path.is_file():
-            raise CocomixError(f"SAE file {path} does not exist")
+            raise CocomixError(
+                f"SAE file {path} does not exist; fix sae.path or set sae.source=train"
+            )
         try:
             # weights_only: OpenAI's files hold only tensors, strings, ints and dicts.
             sd = torch.load(path, map_location="cpu", weights_only=True)

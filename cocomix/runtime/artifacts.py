@@ -14,7 +14,7 @@ from pathlib import Path
 from cocomix.data.corpora import Corpus
 from cocomix.data.shards import TokenShard, build_shard
 from cocomix.data.tokenizers import Tokenizer
-from cocomix.registry import CORPORA, TOKENIZERS
+from cocomix.registry import CORPORA, TOKENIZERS, CocomixError
 from cocomix.runtime.compose import ComposedRecipe
 
 
@@ -42,4 +42,16 @@ def prepare_data(composed: ComposedRecipe, cache_dir: Path) -> DataArtifacts:
     tokenizer = TOKENIZERS.build(tok_name, tok_cfg, corpus=tok_corpus, cache_dir=cache_dir)
     train = build_shard(corpus, tokenizer, "train", cache_dir)
     valid = build_shard(corpus, tokenizer, "valid", cache_dir)
+    _check_fits_one_window(corpus.name, {"train": train, "valid": valid}, int(composed.cfg.train.seq_len))
     return DataArtifacts(corpus=corpus, tokenizer=tokenizer, train=train, valid=valid)
+
+
+def _check_fits_one_window(corpus: str, shards: dict[str, TokenShard], seq_len: int) -> None:
+    """Said here, before a teacher or the trainer starts, rather than by the data pipeline."""
+    window = seq_len + 1  # inputs plus the shifted targets
+    for split, shard in shards.items():
+        if shard.n_tokens < window:
+            raise CocomixError(
+                f"the {split} split of corpus {corpus!r} has {shard.n_tokens} tokens, fewer than "
+                f"one sequence of train.seq_len+1={window}; add text or lower train.seq_len"
+            )

@@ -31,6 +31,8 @@ def load_model_config(run_dir: Path) -> CocoLMConfig:
 def load_trained_lm(run_dir: Path, step: int | None = None) -> CocoMixLM:
     """The model of `run_dir` at `step` (default: the last checkpoint), in eval mode on CPU."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CocomixError(f"run folder {run_dir} does not exist; check the path (e.g. teacher.path)")
     steps = checkpoint_steps(run_dir)
     if not steps:
         raise CocomixError(f"{run_dir} has no complete checkpoint; train it first")
@@ -48,7 +50,11 @@ def load_trained_lm(run_dir: Path, step: int | None = None) -> CocoMixLM:
     try:
         state = torch.load(files[0], map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a truncated or foreign file
-        raise CocomixError(f"cannot read checkpoint {files[0]}: {err}") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CocomixError(
+            f"cannot read checkpoint {files[0]} ({first}); it is corrupt or truncated: restore it, "
+            f"or delete checkpoints/step_{step} to use an earlier step"
+        ) from None
     model = create_cocomix_lm(config, device=torch.device("cpu"))
     state = state.get("model", state)
     try:

@@ -64,6 +64,7 @@ def ensure_teacher(
         teacher: TeacherLM = CocoLMTeacher(load_trained_lm(run_dir))
     elif spec.source == "checkpoint":
         teacher = CocoLMTeacher(load_trained_lm(Path(spec.path)))
+        _check_same_tokenizer(Path(spec.path), data)
         identity = cache_key("checkpoint", str(Path(spec.path).resolve()), checkpoint_steps(Path(spec.path)))
     elif spec.source == "hf_gpt2":
         hf_teacher = HFGPT2Teacher(spec.path)
@@ -88,11 +89,12 @@ def _check_same_tokenizer(teacher_run: Path, data: DataArtifacts) -> None:
         return
     from cocomix.data.tokenizers import load_tokenizer
 
-    teacher_tokenizer = load_tokenizer(json.loads(record.read_text())["tokenizer"])
-    if teacher_tokenizer.fingerprint() != data.tokenizer.fingerprint():
+    path = json.loads(record.read_text())["tokenizer"]
+    if load_tokenizer(path).fingerprint() != data.tokenizer.fingerprint():
         raise CocomixError(
-            f"the teacher ({teacher_run}) was trained with another tokenizer than this run's; "
-            f"set tokenizer.train_corpus to the teacher's corpus so both share one"
+            f"the teacher ({teacher_run}) was trained with another tokenizer ({path}) than this "
+            f"run's ({data.tokenizer.path}); teacher and student must share one: set "
+            f"tokenizer.model_file={path}, or tokenizer.train_corpus to the teacher's corpus"
         )
 
 

@@ -8,6 +8,7 @@ and the train/validation units for fairseq2's `Trainer`.
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,6 +288,26 @@ class CocomixRecipe(Recipe):
 
 
 def run_fairseq2(recipe: CocomixRecipe, config: CocomixFs2Config, output_dir: Path) -> None:
+    from fairseq2.checkpoint import CheckpointError, CheckpointNotFoundError
+    from fairseq2.logging import log
     from fairseq2.recipe import run
 
-    run(recipe, config, output_dir, no_progress=not sys.stderr.isatty())
+    handlers = list(log.logger.handlers)
+    try:
+        run(recipe, config, output_dir, no_progress=not sys.stderr.isatty())
+    except (CheckpointError, CheckpointNotFoundError) as err:
+        # Resuming read a damaged checkpoint (fairseq2 renames a step into place only when it is
+        # complete, so this is damage after the fact: a bad disk, a partial copy, a hand edit).
+        step = output_dir / "checkpoints" / f"step_{err.step_nr}"
+        raise CocomixError(
+            f"cannot resume {output_dir}: its {err.kind} checkpoint of step {err.step_nr} is "
+            f"missing or corrupt; restore it, or delete {step} to resume from the step before"
+        ) from None
+    finally:
+        # fairseq2 adds a file handler for <output_dir>/logs per run and never removes it: the
+        # next run in this process (another arm, the student after its teacher) would also log
+        # into this run's file.
+        for handler in log.logger.handlers[:]:
+            if handler not in handlers and isinstance(handler, logging.FileHandler):
+                log.logger.removeHandler(handler)
+                handler.close()
