@@ -291,6 +291,8 @@ def load_openai_sae(
             sd = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # corrupt, truncated, or pickled with arbitrary objects
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            if first.startswith("Weights only load failed"):  # torch's hint would mislead here
+                first = "not a torch file, or truncated"
             raise CocomixError(
                 f"cannot read SAE file {path} as a torch state dict ({first}); re-download or "
                 f"re-train it (recipe sae/train)"

@@ -50,10 +50,9 @@ def load_trained_lm(run_dir: Path, step: int | None = None) -> CocoMixLM:
     try:
         state = torch.load(files[0], map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a truncated or foreign file
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CocomixError(
-            f"cannot read checkpoint {files[0]} ({first}); it is corrupt or truncated: restore it, "
-            f"or delete checkpoints/step_{step} to use an earlier step"
+            f"cannot read checkpoint {files[0]} ({_load_failure(err)}); restore it, or delete "
+            f"checkpoints/step_{step} to use an earlier step"
         ) from None
     model = create_cocomix_lm(config, device=torch.device("cpu"))
     state = state.get("model", state)
@@ -63,3 +62,10 @@ def load_trained_lm(run_dir: Path, step: int | None = None) -> CocoMixLM:
         first = str(err).splitlines()[0]
         raise CocomixError(f"checkpoint {files[0]} does not match its model.yaml: {first}") from None
     return model.eval()
+
+
+def _load_failure(err: Exception) -> str:
+    """torch's first line for a file that is not a checkpoint at all talks about `weights_only`,
+    which would mislead: say what it means."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return "not a torch file, or truncated" if first.startswith("Weights only load failed") else first

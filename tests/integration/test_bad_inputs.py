@@ -114,9 +114,10 @@ def _stale_cache(w: World) -> list[str]:
 
 def _duplicate_plugin(w: World) -> list[str]:
     (w.tmp / "dup_plugin.py").write_text(
-        "from cocomix.registry import OBJECTIVES\n"
         "from cocomix.objectives.ntp import NextTokenPrediction, NtpConfig\n"
-        "OBJECTIVES.add('ntp', NextTokenPrediction, NtpConfig)\n"
+        "from cocomix.registry import OBJECTIVES\n"
+        "@OBJECTIVES.register('ntp', NtpConfig)\n"
+        "class MyNtp(NextTokenPrediction): ...\n"
     )
     return w.ntp("plugins=[dup_plugin]")
 
@@ -156,17 +157,17 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
     ("teacher and student tokenizers differ", lambda w: w.concepts(teacher=w.other_tokenizer_teacher), "was trained with another tokenizer"),
     ("SAE width != teacher hidden size", lambda w: w.concepts(f"sae.path={w.narrow_sae}"), "SAE width 32 does not match the teacher's hidden size 64"),
     ("missing teacher", lambda w: w.concepts(teacher=w.tmp / "no_teacher"), "does not exist; check the path (e.g. teacher.path)"),
-    ("corrupt teacher", _corrupt_teacher, "cannot read checkpoint"),
+    ("corrupt teacher", _corrupt_teacher, "sdp_00.pt (not a torch file, or truncated); restore it, or delete checkpoints/step_1 to use an earlier step"),
     ("missing SAE file", lambda w: w.concepts(f"sae.path={w.tmp / 'no_sae.pt'}"), "does not exist; fix sae.path or set sae.source=train"),
-    ("corrupt SAE file", lambda w: w.concepts(f"sae.path={w.garbage}"), "cannot read SAE file"),
-    ("corrupt checkpoint on resume", lambda w: [*w.ntp("steps=4"), "--runs-dir", str(w.resumable)], "checkpoint"),
+    ("corrupt SAE file", lambda w: w.concepts(f"sae.path={w.garbage}"), "garbage.pt as a torch state dict (not a torch file, or truncated)"),
+    ("corrupt checkpoint on resume", lambda w: [*w.ntp("steps=4"), "--runs-dir", str(w.resumable)], "its model checkpoint of step 2 is missing or corrupt; restore it, or delete "),
     ("empty corpus", lambda w: w.local("empty.txt", b"\n\n   \n"), "the local corpus is empty"),
     ("corpus shorter than one sequence", lambda w: w.local("short.txt", b"A few words.\n\nAnd a few more.\n"), "fewer than one sequence of train.seq_len+1=33; add text or lower train.seq_len"),
     ("non-UTF-8 text", lambda w: w.local("latin1.txt", "caf\u00e9 cr\u00e8me\n\nna\u00efve\n".encode("latin-1")), "is not valid UTF-8 (byte 3); re-encode it to UTF-8"),
     ("unwritable runs folder", _unwritable, "pass a writable --runs-dir"),
     ("stale concept cache", _stale_cache, "stale concept cache"),
     ("plugin module not found", lambda w: w.ntp("plugins=[no_such_plugin]"), "plugin module 'no_such_plugin' not found"),
-    ("plugin registers a duplicate name", _duplicate_plugin, "objectives 'ntp' is registered twice"),
+    ("plugin registers a duplicate name", _duplicate_plugin, "objectives 'ntp' is registered twice (by cocomix.objectives.ntp and by dup_plugin); rename one of them"),
     ("resume with a different config", lambda w: w.into_finished_run(w.ntp("train.lr=0.5")), "holds a run with a different config (train.lr: "),
 ]
 
