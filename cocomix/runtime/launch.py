@@ -13,7 +13,12 @@ import yaml
 
 from cocomix.registry import ALL_REGISTRIES, CocomixError
 from cocomix.runtime.builtins import load_builtins
-from cocomix.runtime.compose import ComposedRecipe, compose_recipe, list_recipes, override_applies
+from cocomix.runtime.compose import (
+    ComposedRecipe,
+    compose_recipe,
+    list_recipes,
+    override_applies,
+)
 from cocomix.runtime.rundir import RunDir
 
 MAIN_ARM = "main"
@@ -88,12 +93,18 @@ def dry_run(recipe: str, overrides: list[str]) -> str:
 
 def run_recipe(recipe: str, overrides: list[str], runs_dir: Path) -> list[RunDir]:
     """Train every (arm, seed) of a recipe; finished runs are skipped, interrupted ones resume."""
+    from cocomix.analysis.reports import check_reports
     from cocomix.runtime.artifacts import artifact_dir
     from cocomix.runtime.preflight import check_run
 
     plans = plan_runs(recipe, overrides)
-    for plan in plans:  # fail on any bad arm before spending time on the first
+    for plan in plans:  # fail on any bad arm or report name before spending time on the first
         check_run(plan.composed)
+        check_reports(list(plan.composed.cfg.reports))
+    baseline = str(plans[0].composed.cfg.baseline_arm)
+    if baseline and baseline not in {plan.arm for plan in plans}:
+        raise CocomixError(f"baseline_arm={baseline!r} is not among the arms to run "
+                           f"{sorted({plan.arm for plan in plans})}; name one of them or leave it empty")
     done = []
     for plan in plans:
         run_dir = RunDir.of(runs_dir, recipe, plan.arm, plan.seed)
@@ -111,11 +122,18 @@ def run_recipe(recipe: str, overrides: list[str], runs_dir: Path) -> list[RunDir
         run_task(plan.composed, run_dir.path, artifact_dir(runs_dir))
         print(f"{label} done in {time.perf_counter() - start:.0f}s: {run_dir.path}")
         done.append(run_dir)
-    if len({plan.arm for plan in plans}) > 1 or len(plans) > 1:
+    top = plans[0].composed.cfg
+    if len(plans) > 1 or top.reports:
+        from cocomix.analysis.reports import recipe_report
         from cocomix.runtime.summary import summarize
 
-        tokens = int(plans[0].composed.cfg.summary_test_tokens)
-        print(summarize(recipe, done, runs_dir / recipe, held_out_tokens=tokens))
+        out_dir = runs_dir / recipe
+        print(summarize(recipe, done, out_dir, held_out_tokens=int(top.summary_test_tokens)))
+        report = recipe_report([run.path for run in done], out_dir,
+                               baseline=str(top.baseline_arm), reports=list(top.reports))
+        with (out_dir / "summary.md").open("a") as summary:
+            summary.write("\n" + report)
+        print(report)
     return done
 
 

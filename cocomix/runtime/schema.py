@@ -123,6 +123,11 @@ class RecipeSchema:
     """Held-out test tokens per pd_english source scored for the summary (0: skip)."""
     only_arms: list[str] = field(default_factory=list)
     """Run just these arms of a multi-arm recipe (empty: all)."""
+    baseline_arm: str = ""
+    """The arm the summary compares the others with (tokens to reach its final validation loss);
+    empty: ``ntp`` when the recipe has that arm, else no comparison."""
+    reports: list[str] = field(default_factory=list)
+    """Extra analyses of the finished runs, by name (``cocomix.analysis.reports.REPORTS``)."""
 
 
 # Top-level keys that select a registry entry, in the order they are listed.
@@ -132,5 +137,5 @@ GROUP_KEYS: tuple[str, ...] = ("model", "data", "tokenizer", "objective", "mixer
 # `stop_at` only shortens it; `seeds`/`arms` say which sibling runs a recipe makes, and each
 # run's own settings are compared key by key anyway.
 RESUME_NEUTRAL_KEYS: tuple[str, ...] = (
-    "stop_at", "seeds", "arms", "only_arms", "summary_test_tokens",
+    "stop_at", "seeds", "arms", "only_arms", "summary_test_tokens", "baseline_arm", "reports",
 )
