@@ -1,0 +1,1 @@
+"""Performance measurement: the configurations and timers behind `tools/bench.py`."""
