@@ -1,6 +1,7 @@
 """Run folders: `<runs>/<recipe>/<arm>/seed<k>/`, self-describing and resumable.
 
-A folder holds the resolved `config.yaml`, `env.json` (versions, git revision), TensorBoard events
+A folder holds the resolved `config.yaml`, `env.json` (versions, git revision of the invocation
+that started it; later ones are appended to `env_history.jsonl`), TensorBoard events
 under `tb/`, fairseq2's JSONL metrics under `metrics/`, logs and `checkpoints/`. Running the same
 command again resumes; running a different config into a folder that has one is refused, so a
 resumed run is always the same experiment.
@@ -25,6 +26,7 @@ from cocomix.runtime.schema import RESUME_NEUTRAL_KEYS
 
 CONFIG_FILE = "config.yaml"
 ENV_FILE = "env.json"
+ENV_HISTORY_FILE = "env_history.jsonl"
 
 
 def checkpoint_steps(run_dir: Path) -> list[int]:
@@ -80,7 +82,14 @@ class RunDir:
                     f"to start fresh, delete that folder or pass another --runs-dir"
                 )
         atomic_write_text(self.config_file, yaml.safe_dump(resolved, sort_keys=False))
-        atomic_write_text(self.path / ENV_FILE, json.dumps(environment(), indent=2) + "\n")
+        env = environment()
+        if (self.path / ENV_FILE).exists():
+            # Keep the environment that started the run; each later invocation (a resume, or a
+            # rerun that finds the run finished) adds one line of its own.
+            with open(self.path / ENV_HISTORY_FILE, "a") as history:
+                history.write(json.dumps(env) + "\n")
+        else:
+            atomic_write_text(self.path / ENV_FILE, json.dumps(env, indent=2) + "\n")
         return self.last_checkpoint_step() is not None
 
 

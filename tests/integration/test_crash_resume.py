@@ -26,9 +26,9 @@ OVERRIDES = SMALL_LM + CONCEPTS + [
 ]
 ARMS = ["only_arms=[ntp,add]"]
 
-# Rewritten by every (re)run on purpose: the config (resume-neutral keys may change) and the
-# environment of the latest invocation. Everything else that exists must stay byte for byte.
-REWRITTEN = ("config.yaml", "env.json")
+# Written by every (re)run on purpose: the config (resume-neutral keys may change) and the
+# history of invocations. Everything else that exists must stay byte for byte.
+REWRITTEN = ("config.yaml", "env_history.jsonl")
 
 
 def snapshot(*roots: Path) -> dict[Path, tuple[int, int]]:
