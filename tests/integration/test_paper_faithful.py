@@ -126,3 +126,18 @@ def test_the_runner_reports_a_wrong_sae_in_one_line(
     with pytest.raises(CocomixError, match="SAE width 48 does not match the teacher's hidden size 32") as info:
         run_recipe("paper/faithful_69m", overrides, tmp_path)
     assert "\n" not in str(info.value)
+
+
+def test_gpt2_weights_load_from_either_hf_file(tmp_path: Path) -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from cocomix.runtime.teacher import HFGPT2Teacher
+
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=97, n_positions=16, n_embd=16, n_layer=2, n_head=2))
+    model.save_pretrained(tmp_path / "bin", safe_serialization=False)
+    assert (tmp_path / "bin" / "pytorch_model.bin").is_file()
+    assert HFGPT2Teacher(tmp_path / "bin").vocab_size == 97
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bin" / "config.json").replace(tmp_path / "bare" / "config.json")
+    with pytest.raises(CocomixError, match="has config.json but no weights"):
+        HFGPT2Teacher(tmp_path / "bare")
