@@ -247,14 +247,17 @@ class CocomixRecipe(Recipe):
             # Ranks may hold different numbers of validation batches; read until all are done.
             sync_mode=SyncMode.UNTIL_LAST,
         )
+        unit = ObjectiveTrainUnit(
+            model,
+            objective,
+            context.output_dir / "checkpoints",
+            # The model card (checkpoints/model.yaml) exists once fairseq2 built the model.
+            run_flops_per_token(context.output_dir).total,
+            accumulate=accumulate,
+        )
+        context.get_optimizer().register_step_pre_hook(unit.check_gradients)
         return context.create_trainer(
-            ObjectiveTrainUnit(
-                model,
-                objective,
-                context.output_dir / "checkpoints",
-                # The model card (checkpoints/model.yaml) exists once fairseq2 built the model.
-                run_flops_per_token(context.output_dir).total,
-            ),
+            unit,
             train_reader,
             [ValidationUnit(model)],
             [valid_reader],

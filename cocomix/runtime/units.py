@@ -12,6 +12,7 @@ from fairseq2.metrics import MetricBag
 from fairseq2.metrics.aggregation import Mean, Sum
 from fairseq2.recipe import EvalUnit, TrainUnit
 from torch import Tensor, nn
+from torch.optim import Optimizer
 
 from cocomix.objectives.base import Objective
 from cocomix.objectives.terms import next_token_loss
@@ -52,16 +53,20 @@ class DivergenceError(CocomixError):
 
 class ObjectiveTrainUnit(TrainUnit[SequenceBatch]):
     def __init__(
-        self, model: nn.Module, objective: Objective, checkpoint_dir: Path, flops_per_token: float
+        self, model: nn.Module, objective: Objective, checkpoint_dir: Path, flops_per_token: float,
+        accumulate: int = 1,
     ) -> None:
         self._lm = DataParallelLM(model)
         self._objective = objective
         self._checkpoint_dir = checkpoint_dir
         self._flops_per_token = flops_per_token
+        self._accumulate = accumulate
         self._step_nr = 0
+        self._losses: list[Tensor] = []
 
     def set_step_nr(self, step_nr: int) -> None:
         self._step_nr = step_nr
+        self._losses = []
 
     def process_metric_values(self, values: MutableMapping[str, object]) -> None:
         # Training FLOPs so far (cocomix.analysis.flops), logged as perf/flops beside the tokens.
@@ -72,16 +77,39 @@ class ObjectiveTrainUnit(TrainUnit[SequenceBatch]):
             values["total_flops"] = float(tokens) * self._flops_per_token
 
     def _check_finite(self, loss: Tensor) -> None:
-        if bool(torch.isfinite(loss.detach())):
+        # Read on the host once per optimizer step, at its last micro-batch (before that
+        # micro-batch's backward and the optimizer): a GPU sync per micro-batch would drain the
+        # kernel queue grad_accum times a step. A bad step still never touches the weights.
+        self._losses.append(loss.detach())
+        if len(self._losses) < self._accumulate:
             return
+        losses = torch.stack(self._losses)
+        if bool(torch.isfinite(losses).all()):
+            return
+        loss = losses[~torch.isfinite(losses)][0]
+        raise self._divergence(f"the loss is {loss.item()}")
+
+    def check_gradients(self, optimizer: Optimizer, *_: object) -> None:
+        """Optimizer step pre-hook: a finite loss can still give non-finite gradients (an
+        overflow in backward), and stepping on them would put NaN weights in the next checkpoint.
+        One fused norm over all gradients (after clipping, which spreads a NaN to all of them)."""
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if grads and not bool(torch.isfinite(torch.nn.utils.get_total_norm(grads))):
+            raise self._divergence("the gradient norm is not finite")
+
+    def _divergence(self, what: str) -> DivergenceError:
         from cocomix.runtime.checkpoint import checkpoint_steps
 
-        steps = checkpoint_steps(self._checkpoint_dir.parent)
+        run_dir = self._checkpoint_dir.parent
+        steps = checkpoint_steps(run_dir)
         last = f"step {steps[-1]} in {self._checkpoint_dir}" if steps else "none yet"
-        raise DivergenceError(
-            f"the loss is {loss.item()} at step {self._step_nr}; training stopped before this step "
-            f"updated the weights (last good checkpoint: {last}). Lower train.lr or raise "
-            f"train.warmup_steps, then rerun the same command to resume from that checkpoint"
+        # Rerunning the same command resumes from that checkpoint, but on CPU the run is
+        # deterministic and diverges again; a changed train.lr is another experiment, which the
+        # run folder refuses, so the fix goes into a fresh folder.
+        return DivergenceError(
+            f"{what} at step {self._step_nr}; training stopped before this step updated the "
+            f"weights (last good checkpoint: {last}). Lower train.lr or raise train.warmup_steps "
+            f"and run into a new --runs-dir (or delete {run_dir})"
         )
 
     def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
