@@ -133,11 +133,16 @@ def default_preset() -> str:
     return "paper" if torch.cuda.is_available() else "tiny"
 
 
+def is_group_switch(override: str) -> bool:
+    """`objective=kd`, `tokenizer=gpt2_bpe`: selects a registry entry (applies to every config)."""
+    return _override_key(override) in GROUP_KEYS
+
+
 def override_applies(override: str, cfg: DictConfig) -> bool:
     """Whether a preset override names a key of this composed config (presets are shared by
     recipes whose components differ, e.g. `objective.lam` only exists for concept objectives)."""
     key = _override_key(override)
-    if key in GROUP_KEYS:
+    if is_group_switch(override):
         return True
     return OmegaConf.select(cfg, key, default="__missing__") != "__missing__"
 

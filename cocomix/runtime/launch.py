@@ -16,6 +16,7 @@ from cocomix.runtime.builtins import load_builtins
 from cocomix.runtime.compose import (
     ComposedRecipe,
     compose_recipe,
+    is_group_switch,
     list_recipes,
     override_applies,
 )
@@ -52,7 +53,10 @@ def plan_runs(recipe: str, overrides: list[str]) -> list[PlannedRun]:
     for arm, arm_overrides in arms.items():
         applicable = overrides
         if arm != MAIN_ARM:
-            bare = compose_recipe(recipe, arm_overrides)
+            # The user's group switches (`tokenizer=sentencepiece`) come first, so their
+            # sub-keys (`tokenizer.vocab_size=300`) are judged against the group they select.
+            switches = [o for o in overrides if is_group_switch(o)]
+            bare = compose_recipe(recipe, arm_overrides + switches)
             applicable = [o for o in overrides if override_applies(o, bare.cfg)]
         for seed in seeds:
             # The user's overrides come last so they win over an arm's choices too.

@@ -106,3 +106,14 @@ def test_scale_recipes_count_the_papers_parameters(
     )
     assert abs(ntp - ntp_total) < 0.1 and ntp_active == ntp
     assert abs(total - cocomix_total) < 0.1 and abs(active - cocomix_active) < 0.1
+
+
+def test_user_group_switch_with_sub_key_reaches_every_arm() -> None:
+    """`tokenizer=X tokenizer.<key of X>=...` in a multi-arm recipe: the sub-key is judged
+    against the group the user selects, not the recipe's (which may lack that key)."""
+    from cocomix.runtime.launch import plan_runs
+
+    plans = plan_runs("paper/faithful_69m", ["tokenizer=sentencepiece", "tokenizer.vocab_size=300"])
+    assert {p.arm for p in plans} == {"ntp", "kd", "cocomix"}
+    for plan in plans:
+        assert plan.composed.cfg.tokenizer.vocab_size == 300
