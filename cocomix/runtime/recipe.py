@@ -254,6 +254,7 @@ class CocomixRecipe(Recipe):
             # The model card (checkpoints/model.yaml) exists once fairseq2 built the model.
             run_flops_per_token(context.output_dir).total,
             accumulate=accumulate,
+            checkpoints=context.get_checkpoint_manager(),
         )
         context.get_optimizer().register_step_pre_hook(unit.check_gradients)
         return context.create_trainer(

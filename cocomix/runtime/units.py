@@ -7,6 +7,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 
 import torch
+from fairseq2.checkpoint import CheckpointManager
 from fairseq2.datasets import SequenceBatch
 from fairseq2.metrics import MetricBag
 from fairseq2.metrics.aggregation import Mean, Sum
@@ -54,11 +55,12 @@ class DivergenceError(CocomixError):
 class ObjectiveTrainUnit(TrainUnit[SequenceBatch]):
     def __init__(
         self, model: nn.Module, objective: Objective, checkpoint_dir: Path, flops_per_token: float,
-        accumulate: int = 1,
+        accumulate: int = 1, checkpoints: CheckpointManager | None = None,
     ) -> None:
         self._lm = DataParallelLM(model)
         self._objective = objective
         self._checkpoint_dir = checkpoint_dir
+        self._checkpoints = checkpoints
         self._flops_per_token = flops_per_token
         self._accumulate = accumulate
         self._step_nr = 0
@@ -100,6 +102,10 @@ class ObjectiveTrainUnit(TrainUnit[SequenceBatch]):
     def _divergence(self, what: str) -> DivergenceError:
         from cocomix.runtime.checkpoint import checkpoint_steps
 
+        if self._checkpoints is not None:
+            # fairseq2 saves in the background and renames the step folder into place at its
+            # next save; stopping now would leave the last good checkpoint as step_N.tmp.
+            self._checkpoints.maybe_complete_save_operation(blocking=True)
         run_dir = self._checkpoint_dir.parent
         steps = checkpoint_steps(run_dir)
         last = f"step {steps[-1]} in {self._checkpoint_dir}" if steps else "none yet"

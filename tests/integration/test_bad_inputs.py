@@ -168,6 +168,8 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
     ("stale concept cache", _stale_cache, "stale concept cache"),
     ("plugin module not found", lambda w: w.ntp("plugins=[no_such_plugin]"), "plugin module 'no_such_plugin' not found"),
     ("plugin registers a duplicate name", _duplicate_plugin, "objectives 'ntp' is registered twice (by cocomix.objectives.ntp and by dup_plugin); rename one of them"),
+    ("non-finite loss (divergence)", lambda w: w.ntp("plugins=[divergent_plugin]", "objective=divergent_ntp", "objective.nan_from_call=2", "checkpoint_every=1"), "the loss is nan at step 2; training stopped before this step updated the weights (last good checkpoint: step 1 in "),
+    ("non-finite gradients, finite loss", lambda w: w.ntp("plugins=[divergent_plugin]", "objective=divergent_ntp", "objective.nan_from_call=2", "objective.nan_in=grad", "checkpoint_every=1"), "the gradient norm is not finite at step 2; training stopped before this step updated the weights (last good checkpoint: step 1 in "),
     ("resume with a different config", lambda w: w.into_finished_run(w.ntp("train.lr=0.5")), "holds a run with a different config (train.lr: "),
 ]
 
@@ -185,6 +187,7 @@ def test_bad_input_is_one_clear_line_and_loses_nothing(
     from recipes.run import main
 
     monkeypatch.syspath_prepend(str(world.tmp))  # the duplicate-name plugin lives there
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # and the divergent one here
     args = argv(world)
     if "--runs-dir" not in args:
         args += ["--runs-dir", str(tmp_path)]
