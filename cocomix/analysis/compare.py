@@ -75,15 +75,29 @@ class ArmCurve:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a fairseq2 metrics file, one per `Step` (records without one all kept).
+
+    A resumed run replays the steps after its last checkpoint and fairseq2 appends their records
+    again; the last record of a step (the resumed run's) replaces the earlier one in place.
+    """
     if not path.is_file():
         raise CocomixError(f"{path} is missing; did this run validate at least once?")
-    records = []
+    records: list[dict[str, Any]] = []
+    index: dict[Any, int] = {}
     for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise CocomixError(f"{path}:{number} is not valid JSON") from None
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise CocomixError(f"{path}:{number} is not valid JSON") from None
+        step = record.get("Step")
+        if step is not None and step in index:
+            records[index[step]] = record
+            continue
+        if step is not None:
+            index[step] = len(records)
+        records.append(record)
     return records
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cocomix.analysis.compare import reach
+from cocomix.analysis.compare import reach, read_jsonl
 from cocomix.analysis.compare_report import compare
 from cocomix.registry import CocomixError
 
@@ -75,3 +75,11 @@ def test_bad_inputs(tmp_path: Path, recipe_dir: Path) -> None:
         compare([tmp_path / "empty"], tmp_path / "out")
     with pytest.raises(CocomixError, match="baseline arm 'mix'"):
         compare([recipe_dir], tmp_path / "out", baseline="mix")
+
+
+def test_replayed_steps_of_a_resumed_run_count_once(tmp_path: Path) -> None:
+    path = tmp_path / "train.jsonl"
+    rows = [{"Step": 1, "Loss": 5.0}, {"Step": 2, "Loss": 4.0}, {"Step": 3, "Loss": 3.9},
+            {"Step": 3, "Loss": 3.5}, {"Step": 4, "Loss": 3.0}]  # killed after 3, resumed from 2
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert [(r["Step"], r["Loss"]) for r in read_jsonl(path)] == [(1, 5.0), (2, 4.0), (3, 3.5), (4, 3.0)]
