@@ -39,6 +39,22 @@ def interleaved(setups: dict[str, Setup], batches: list[TokenBatch], warmup: int
     return times
 
 
+def label_bench(online: Any, cached: Any, batches: list[TokenBatch]) -> dict[str, float]:
+    """Seconds per micro-batch to get concept labels: online attribution (teacher forward and
+    backward, SAE) vs the `cached` source reading them from disk. Timed directly, interleaved:
+    a difference of two noisy step times cannot resolve a cache read of a fraction of a ms."""
+    online_s, cached_s = [], []
+    for i, batch in enumerate(batches):
+        order = [(online_s, online, None), (cached_s, cached, batch.sample_index)]
+        for out, source, index in order[::-1] if i % 2 else order:
+            start = time.perf_counter()
+            source.targets(batch.inputs, sample_index=index)
+            out.append(time.perf_counter() - start)
+    online_s, cached_s = online_s[1:], cached_s[1:]  # first round: warm-up
+    return {"online_s": statistics.median(online_s), "cached_s": statistics.median(cached_s),
+            "teacher_cost_removed": 1.0 - median_ratio(cached_s, online_s)}
+
+
 def median_ratio(a: list[float], b: list[float]) -> float:
     """Median of the per-round ratios a/b (each round ran both under the same load)."""
     return statistics.median(x / y for x, y in zip(a, b))
