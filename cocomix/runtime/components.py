@@ -120,7 +120,7 @@ def build_concept_components(composed: ComposedRecipe, cache_dir: Path, data: Da
     if name == NO_CONCEPTS:
         teacher, location = None, ""
         if _declares(_objective(composed), "requires_teacher"):
-            teacher, _, location = ensure_teacher(composed, cache_dir, data)
+            teacher, _, location = ensure_teacher(composed, cache_dir, data, reads_layer=False)
         settings = model_settings(composed, n_latents=None, teacher_dim=None)
         _check_head_width(composed, settings)
         return ConceptComponents(model_settings=settings, teacher=teacher, teacher_location=location)

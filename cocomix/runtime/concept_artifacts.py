@@ -52,9 +52,11 @@ class ConceptArtifacts:
 
 
 def ensure_teacher(
-    composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts
+    composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts, *, reads_layer: bool = True
 ) -> tuple[TeacherLM, str, str]:
-    """The frozen teacher, a string that identifies it (for cache keys) and where it lives."""
+    """The frozen teacher, a string that identifies it (for cache keys) and where it lives.
+    ``reads_layer=False`` (knowledge distillation reads only logits) skips the check that
+    ``teacher.layer`` exists in the teacher."""
     spec = composed.cfg.teacher
     location = str(spec.path)
     if spec.source == "recipe":
@@ -74,7 +76,7 @@ def ensure_teacher(
     else:
         raise CocomixError(f"teacher.source={spec.source!r}; choose recipe, checkpoint or hf_gpt2")
     check_teacher_vocab(teacher_vocab_size(teacher), data.tokenizer.vocab_size)  # type: ignore[arg-type]
-    if not 0 <= int(spec.layer) < teacher.num_layers:
+    if reads_layer and not 0 <= int(spec.layer) < teacher.num_layers:
         raise CocomixError(
             f"teacher.layer={spec.layer} is outside the teacher ({teacher.num_layers} blocks): "
             f"choose 0..{teacher.num_layers - 1}"

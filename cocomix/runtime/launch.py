@@ -129,14 +129,15 @@ def run_recipe(recipe: str, overrides: list[str], runs_dir: Path) -> list[RunDir
     top = plans[0].composed.cfg
     if len(plans) > 1 or top.reports:
         from cocomix.analysis.reports import recipe_report
+        from cocomix.data.artifacts import atomic_write_text
         from cocomix.runtime.summary import summarize
 
         out_dir = runs_dir / recipe
         print(summarize(recipe, done, out_dir, held_out_tokens=int(top.summary_test_tokens)))
         report = recipe_report([run.path for run in done], out_dir,
                                baseline=str(top.baseline_arm), reports=list(top.reports))
-        with (out_dir / "summary.md").open("a") as summary:
-            summary.write("\n" + report)
+        summary_md = out_dir / "summary.md"
+        atomic_write_text(summary_md, summary_md.read_text() + "\n" + report)
         print(report)
     return done
 
