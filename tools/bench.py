@@ -16,6 +16,7 @@ Measures, with medians over repeated steps after warm-up:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -93,7 +94,7 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run(size_name: str) -> dict[str, Any]:
+def run(size_name: str, rounds: int | None = None, steps: int | None = None) -> dict[str, Any]:
     import torch
 
     from cocomix.perf.overhead import measure_overhead
@@ -107,6 +108,9 @@ def run(size_name: str) -> dict[str, Any]:
     )
 
     size = SIZES[size_name]
+    # More rounds/steps give steadier medians on a busy machine, at the cost of wall time.
+    size = dataclasses.replace(size, rounds=rounds or size.rounds,
+                               runtime_steps=steps or size.runtime_steps)
     quick = size_name == "tiny"
     start = time.perf_counter()
     result: dict[str, Any] = {"size": size_name, "load_before": machine_load(),
@@ -186,13 +190,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=("tiny", "bench"), default="bench")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--rounds", type=int, help="timed rounds of the interleaved steps")
+    parser.add_argument("--steps", type=int, help="optimizer steps of the full-runtime run")
     args = parser.parse_args(argv)
     # Reuse the repository's artifact cache (tokenizer, shards) unless told otherwise.
     os.environ.setdefault("COCOMIX_ARTIFACTS", str(REPO / "runs" / "_artifacts"))
     from cocomix.runtime.builtins import load_builtins
 
     load_builtins()
-    result = run(args.size)
+    result = run(args.size, args.rounds, args.steps)
     print(table(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ class BenchSize:
 
 SIZES: dict[str, BenchSize] = {
     # The CPU preset every tiny recipe trains with (recipes/presets/tiny.yaml).
-    "bench": BenchSize("bench", (), (), rounds=10, warmup=2, runtime_steps=14),
+    "bench": BenchSize("bench", (), (), rounds=8, warmup=2, runtime_steps=12),
     # Seconds, for the test: a 2-layer, 64-wide student and teacher.
     "tiny": BenchSize(
         "tiny",
