@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,8 @@ def run_recipe(recipe: str, overrides: list[str], runs_dir: Path) -> list[RunDir
     for plan in plans:
         run_dir = RunDir.of(runs_dir, recipe, plan.arm, plan.seed)
         label = f"[{plan.arm}/seed{plan.seed}]"
-        resuming = run_dir.prepare(plan.composed.resolved())
+        # torchrun sets RANK in every process it starts; rank 0 checks and writes the folder.
+        resuming = run_dir.prepare(plan.composed.resolved(), owner=os.environ.get("RANK", "0") == "0")
         target = int(plan.composed.cfg.stop_at or plan.composed.cfg.steps)
         last = run_dir.last_checkpoint_step()
         if plan.composed.cfg.task == "lm" and last is not None and last >= target:

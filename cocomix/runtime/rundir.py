@@ -62,8 +62,14 @@ class RunDir:
         """Highest step with a complete checkpoint (fairseq2 writes `step_N` only when done)."""
         return max(checkpoint_steps(self.path), default=None)
 
-    def prepare(self, resolved: dict[str, Any]) -> bool:
-        """Create the folder or check it holds the same experiment. Returns True on resume."""
+    def prepare(self, resolved: dict[str, Any], *, owner: bool = True) -> bool:
+        """Create the folder or check it holds the same experiment. Returns True on resume.
+
+        Under torchrun only rank 0 owns the folder (``owner``): the others would read
+        ``config.yaml`` while fairseq2 briefly holds its own dump there, and refuse the run."""
+        if not owner:
+            self.path.mkdir(parents=True, exist_ok=True)
+            return self.last_checkpoint_step() is not None
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:

@@ -1,6 +1,10 @@
 """Two processes on fairseq2's gangs (gloo on CPU) train exactly like one process with the same
 global batch: same data order (windows are a pure function of seed and global sample index),
 gradients averaged across ranks by DDP or sharded by FSDP.
+
+NTP runs under DDP; CoCoMix runs under FSDP with `concepts=cached`, each rank extracting the
+labels of its own micro-batches through the teacher and writing them into one shared cache (the
+1-process NTP run serves as the teacher, so no teacher is trained here).
 """
 
 from __future__ import annotations
@@ -30,34 +34,62 @@ def losses(run: Path) -> list[tuple[int, float, float]]:
     return [(int(r["Step"]), float(r["Loss"]), float(r["Gradient Norm"])) for r in rows]
 
 
+def concept_overrides(teacher: Path) -> list[str]:
+    return ["teacher.source=checkpoint", f"teacher.path={teacher}", "teacher.layer=0",
+            "sae.n_latents=128", "sae.k=8", "sae.steps=20", "sae.batch_tokens=256", "sae.seq_len=32",
+            "model.concept_topk=8", "concepts=cached", "concepts.k_attr=2", "summary_test_tokens=0"]
+
+
 @pytest.fixture(scope="module")
-def one_process(tmp_path_factory: pytest.TempPathFactory, artifact_cache: Path) -> list[tuple[int, float, float]]:
+def ntp_one(tmp_path_factory: pytest.TempPathFactory, artifact_cache: Path) -> Path:
     # Also builds the tokenizer and shards, so the two ranks below only read them.
     runs = tmp_path_factory.mktemp("one")
     [run] = run_recipe("pretrain/ntp", SMALL + [f"train.micro_batch_size={GLOBAL_BATCH}"], runs)
-    return losses(run.path)
+    return run.path
+
+
+def two_ranks(recipe: str, overrides: list[str], runs: Path, cache: Path) -> Path:
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+        "--master-port", str(29500 + os.getpid() % 1000 + len(overrides) % 7),
+        "-m", "recipes.run", recipe, *overrides, f"train.micro_batch_size={GLOBAL_BATCH // 2}",
+        "--runs-dir", str(runs),
+    ]
+    env = {**os.environ, "COCOMIX_ARTIFACTS": str(cache), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run = runs / recipe / "main" / "seed22"
+    logs = sorted(p.name for p in (run / "logs").glob("rank_*.log"))
+    assert logs == ["rank_0.log", "rank_1.log"], logs  # really two ranks
+    return run
+
+
+def assert_same_curve(one: Path, two: Path) -> None:
+    a, b = losses(one), losses(two)
+    assert [s for s, _, _ in a] == [s for s, _, _ in b] == [1, 2, 3, 4]
+    for (step, loss1, norm1), (_, loss2, norm2) in zip(a, b):
+        assert loss2 == pytest.approx(loss1, rel=1e-5, abs=1e-5), step
+        assert norm2 == pytest.approx(norm1, rel=1e-4, abs=1e-5), step
+    assert a[-1][1] < a[0][1]  # it trained
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("data_parallel", ["ddp", "fsdp"])
-def test_two_ranks_match_one(one_process: list[tuple[int, float, float]], data_parallel: str,
-                             tmp_path: Path, artifact_cache: Path) -> None:
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-        "--master-port", str(29500 + os.getpid() % 1000 + (data_parallel == "fsdp")),
-        "-m", "recipes.run", "pretrain/ntp", *SMALL,
-        f"train.micro_batch_size={GLOBAL_BATCH // 2}", f"train.data_parallel={data_parallel}",
-        "--runs-dir", str(tmp_path),
-    ]
-    env = {**os.environ, "COCOMIX_ARTIFACTS": str(artifact_cache), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    run = tmp_path / "pretrain" / "ntp" / "main" / "seed22"
-    logs = sorted(p.name for p in (run / "logs").glob("rank_*.log"))
-    assert logs == ["rank_0.log", "rank_1.log"], logs  # really two ranks
-    two = losses(run)
-    assert [s for s, _, _ in two] == [s for s, _, _ in one_process] == [1, 2, 3, 4]
-    for (step, loss1, norm1), (_, loss2, norm2) in zip(one_process, two):
-        assert loss2 == pytest.approx(loss1, rel=1e-5, abs=1e-5), step
-        assert norm2 == pytest.approx(norm1, rel=1e-4, abs=1e-5), step
-    assert one_process[-1][1] < one_process[0][1]  # it trained
+def test_ntp_two_ranks_ddp_match_one(ntp_one: Path, tmp_path: Path, artifact_cache: Path) -> None:
+    two = two_ranks("pretrain/ntp", SMALL + ["train.data_parallel=ddp"], tmp_path, artifact_cache)
+    assert_same_curve(ntp_one, two)
+
+
+@pytest.mark.slow
+def test_cocomix_cached_two_ranks_fsdp_match_one(ntp_one: Path, tmp_path: Path, artifact_cache: Path) -> None:
+    overrides = SMALL + concept_overrides(ntp_one)
+    [one] = run_recipe("pretrain/cocomix", overrides + [f"train.micro_batch_size={GLOBAL_BATCH}"],
+                       tmp_path / "one")
+    labels = tmp_path / "labels"
+    two = two_ranks("pretrain/cocomix", overrides + ["train.data_parallel=fsdp", f"concepts.path={labels}"],
+                    tmp_path / "two", artifact_cache)
+    assert_same_curve(one.path, two)
+    # Both ranks wrote their micro-batches' labels into the one cache folder: 4 steps x 2 ranks.
+    assert sorted(p.name for p in labels.glob("chunk-*.npy")) == [f"chunk-{i:08d}.npy" for i in range(8)]
+    assert json.loads((labels / "meta.json").read_text())["parts"]["micro_batch_size"] == GLOBAL_BATCH // 2
+    assert not list(labels.glob(".*"))  # no temporary file left behind
