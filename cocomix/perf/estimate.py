@@ -105,8 +105,8 @@ def rows(gpus: int, mfu: float, tokens: float, seq_len: int = 1024) -> list[dict
 
 
 def markdown(gpus: int, mfu: float, tokens: float) -> str:
-    lines = [f"{gpus} x H100 (bf16 peak {H100_BF16_PEAK / 1e12:.0f} TFLOP/s each) at {mfu:.0%} MFU, "
-             f"{tokens / 1e9:.0f}B tokens, context 1024, micro-batch 8 per GPU",
+    lines = [(f"{gpus} x H100 (bf16 peak {H100_BF16_PEAK / 1e12:.0f} TFLOP/s each) at {mfu:.0%} MFU, "
+             f"{tokens / 1e9:.0f}B tokens, context 1024, micro-batch 8 per GPU"),
              "", "| size | run | GFLOP/token | x NTP | total FLOPs | hours | GiB/GPU (est.) | parallel |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows(gpus, mfu, tokens):
