@@ -183,6 +183,9 @@ def record_artifacts(run_dir: Path, data: Any, components: Any) -> None:
     if components.artifacts is not None:
         record.update(components.artifacts.locations)
         record["teacher_layer"] = components.artifacts.layer
+    label_cache = getattr(components.source, "folder", None)  # concepts=cached
+    if label_cache is not None:
+        record["label_cache"] = str(label_cache)
     elif components.teacher is not None:  # knowledge distillation: a teacher, no concepts
         record["teacher"] = components.teacher_location
     run_dir.mkdir(parents=True, exist_ok=True)

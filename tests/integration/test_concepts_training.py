@@ -52,9 +52,13 @@ def test_concept_arms_log_concept_loss_and_accuracy(ablation: Path) -> None:
 
 
 def test_labels_were_computed_once_and_shared_by_the_concept_arms(artifact_cache: Path, ablation: Path) -> None:
-    folders = list((artifact_cache / "labels").glob("labels-*"))
+    root = ablation / "ablation" / "add_vs_mix"
+    folders = {json.loads((root / arm / "seed0" / "artifacts.json").read_text())["label_cache"]
+               for arm in ("add", "interleave")}
     assert len(folders) == 1  # add and interleave (same seed, same windows) share one cache
-    assert len(list(folders[0].glob("chunk-*.npy"))) == 6  # one chunk per micro-batch
+    (folder,) = folders
+    assert Path(folder).parent == artifact_cache / "labels"
+    assert len(list(Path(folder).glob("chunk-*.npy"))) == 6  # one chunk per micro-batch
 
 
 def test_sae_recipe_reports_variance_explained(tmp_path: Path, artifact_cache: Path) -> None:
