@@ -174,22 +174,27 @@ def record_artifacts(run_dir: Path, data: Any, components: Any) -> None:
     that reload a run (evaluation, generation, concept inspection)."""
     from cocomix.data.artifacts import atomic_write_text
 
-    record = {
-        "tokenizer": str(data.tokenizer.path),
-        "train_shard": str(data.train.directory),
-        "valid_shard": str(data.valid.directory),
+    # Absolute paths: the tools that read this file run from any directory.
+    record: dict[str, Any] = {
+        "tokenizer": _absolute(data.tokenizer.path),
+        "train_shard": _absolute(data.train.directory),
+        "valid_shard": _absolute(data.valid.directory),
         "corpus": data.corpus.name,
     }
     if components.artifacts is not None:
-        record.update(components.artifacts.locations)
+        record.update({k: _absolute(v) for k, v in components.artifacts.locations.items()})
         record["teacher_layer"] = components.artifacts.layer
+    elif components.teacher is not None:  # knowledge distillation: a teacher, no concepts
+        record["teacher"] = _absolute(components.teacher_location)
     label_cache = getattr(components.source, "folder", None)  # concepts=cached
     if label_cache is not None:
-        record["label_cache"] = str(label_cache)
-    elif components.teacher is not None:  # knowledge distillation: a teacher, no concepts
-        record["teacher"] = components.teacher_location
+        record["label_cache"] = _absolute(label_cache)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "artifacts.json", json.dumps(record, indent=2) + "\n")
+
+
+def _absolute(path: str | Path) -> str:
+    return str(Path(path).resolve()) if str(path) else ""
 
 
 def listing() -> str:
