@@ -2,7 +2,8 @@
 
 The paper inserts "the pause token for every input token on the same hidden state layer as CoCoMix
 to ensure comparable computation": the model's ``pause`` mixer (``cocomix.mixers.PauseMixer``,
-one learned vector interleaved after every token at the insert layer, LM head on the pause slots).
+one learned vector interleaved after every token at the insert layer, LM head on the token
+slots; see the mixer for why).
 The losses are unchanged: ``pause`` is NTP and ``kd_pause`` is KD (``cocomix.objectives.kd``);
 each declares ``implied_mixer = "pause"``, so the runtime builds the pause mixer when the recipe
 leaves ``mixer=none`` and refuses any other mixer. Whether the paper widens d for the pause model
