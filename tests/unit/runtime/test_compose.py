@@ -89,23 +89,39 @@ def test_bad_values_are_refused_before_training(overrides: list[str], expected: 
         dry_run("pretrain/ntp", overrides)
 
 
+def dry_run_counts(recipe: str) -> dict[str, tuple[float, float]]:
+    """Per arm: (total, active) parameters in millions, read from `--dry-run`'s output."""
+    counts: dict[str, tuple[float, float]] = {}
+    arm = ""
+    for line in dry_run(recipe, []).splitlines():
+        if line.startswith("# run: "):
+            arm = line.split("/")[-2]
+        elif line.startswith("parameters:"):
+            total, active = (int(part.split("=")[1]) / 1e6 for part in line.split()[1:])
+            counts[arm] = (total, active)
+    return counts
+
+
 @pytest.mark.parametrize(
     ("recipe", "ntp_total", "cocomix_total", "cocomix_active"),
-    [  # paper brief §3, in millions
+    [  # paper brief §3, in millions; KD (faithful recipes) uses the NTP (widened) model
         ("scale/69m", 69.4, 85.1, 68.3),
         ("scale/386m", 386.3, 422.0, 388.4),
         ("scale/1b", 1373.4, 1447.9, 1380.8),
+        ("paper/faithful_69m", 69.4, 85.1, 68.3),
+        ("paper/faithful_386m", 386.3, 422.0, 388.4),
+        ("paper/faithful_1b", 1373.4, 1447.9, 1380.8),
     ],
 )
-def test_scale_recipes_count_the_papers_parameters(
+def test_paper_size_recipes_count_the_papers_parameters(
     recipe: str, ntp_total: float, cocomix_total: float, cocomix_active: float
 ) -> None:
-    counts = [line for line in dry_run(recipe, []).splitlines() if line.startswith("parameters:")]
-    (ntp, ntp_active), (total, active) = (
-        tuple(int(part.split("=")[1]) / 1e6 for part in line.split()[1:]) for line in counts
-    )
+    counts = dry_run_counts(recipe)
+    ntp, ntp_active = counts.pop("ntp")
+    total, active = counts.pop("cocomix")
     assert abs(ntp - ntp_total) < 0.1 and ntp_active == ntp
     assert abs(total - cocomix_total) < 0.1 and abs(active - cocomix_active) < 0.1
+    assert all(other == (ntp, ntp) for other in counts.values())  # kd: the NTP model
 
 
 def test_user_group_switch_with_sub_key_reaches_every_arm() -> None:
