@@ -7,6 +7,8 @@ feed the LM head (paper brief §1.5, §2.3, §2.8):
 - ``none``: ``h`` unchanged (NTP, and "concept prediction only", §2.7).
 - ``interleave``: ``[h1, c1, h2, c2, ...]``, causal over 2T, the LM head reads the concept slots
   (CoCoMix, §1.5).
+- ``interleave_residual`` (not in the paper; a diagnostic): ``[h1, h1 + c1, ...]``, the concept
+  slot starts from its token's residual stream (``InterleaveResidualMixer`` says why).
 - ``add``: ``h + c_hat``, length T, the LM head reads the token positions (§2.8 "intervention").
 - ``pause``: ``[h1, p, h2, p, ...]`` with one learned vector ``p``, the LM head reads the token
   slots (§2.3, the pause-token baseline; see ``PauseMixer`` for why not the pause slots).
@@ -154,6 +156,28 @@ class InterleaveMixer(Mixer):
 
     def select_lm_positions(self, x: Tensor) -> Tensor:
         return second_slots(x)
+
+
+@dataclass(frozen=True)
+class InterleaveResidualMixerConfig:
+    """The ``interleave_residual`` mixer has no options."""
+
+
+@MIXERS.register("interleave_residual", InterleaveResidualMixerConfig)
+class InterleaveResidualMixer(InterleaveMixer):
+    """Not in the paper: ``[h1, h1 + c1, h2, h2 + c2, ...]``, LM head on the second slots.
+
+    A diagnostic of ``interleave``. There the concept slot starts from ``c_hat_t`` alone: no
+    position (positions enter at the input only) and no token identity beyond what the TopK
+    concept code carries, so the LM head's position must find its own token through attention,
+    by content. With a rich code (the paper's 32 of 32768 latents) ``c_hat_t`` nearly identifies
+    ``h_t``; with few concepts it cannot (``study/positive_control``: 9 labels). Starting the
+    slot from ``h_t + c_hat_t`` keeps the doubled sequence and the concept while removing that
+    bottleneck, so comparing the two separates "the concept helps" from "the slot is starved".
+    """
+
+    def mix(self, h: Tensor, concept: Tensor | None) -> Tensor:
+        return interleave_slots(h, h + self._require_concept(concept))
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,16 @@ def compression_weights(runs: list[Path], out_dir: Path) -> str:
     return text
 
 
-REPORTS: dict[str, Report] = {"compression_weights": compression_weights}
+def _teacher_strength(runs: list[Path], out_dir: Path) -> str:
+    from cocomix.analysis.teacher_strength import teacher_strength
+
+    return teacher_strength(runs, out_dir)
+
+
+REPORTS: dict[str, Report] = {
+    "compression_weights": compression_weights,
+    "teacher_strength": _teacher_strength,
+}
 
 
 def check_reports(names: list[str]) -> None:

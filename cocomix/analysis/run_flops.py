@@ -3,12 +3,15 @@
 The student's shape is the checkpoint's ``checkpoints/model.yaml`` (the config the model was
 built with: vocabulary and concept count included, which ``config.yaml`` may leave to the
 tokenizer and the SAE). The teacher's cost depends on the run's concept source
-(``concepts.name``, or the source a ``cached`` one wraps):
+(``concepts.name``, or the source a ``cached`` one wraps), which declares it as
+``teacher_flop_mode`` (``cocomix.concepts.sources.ConceptSource``), so a plugin source is
+counted like a built-in one:
 
 | source                       | teacher FLOP mode | why                                          |
 |------------------------------|-------------------|----------------------------------------------|
 | attribution                  | attribution       | full forward + input-grad backward above SAE |
 | activation, teacher_hidden   | hidden            | forward to the SAE layer                      |
+| latent_topics                | (none)            | labels read off the tokens, no teacher        |
 | none, with a teacher objective | forward         | knowledge distillation reads the logits       |
 
 A ``cached`` source is counted as the source it caches: its labels still cost that compute
@@ -26,13 +29,6 @@ import torch
 from cocomix.analysis.flops import FlopCount, TeacherCost, training_flops_per_token
 from cocomix.eval.loading import missing_artifact, read_artifacts, read_config, train_seq_len
 from cocomix.registry import CocomixError
-
-TEACHER_MODE_BY_SOURCE: dict[str, str] = {
-    "attribution": "attribution",
-    "activation": "hidden",
-    "teacher_hidden": "hidden",
-}
-
 
 def _teacher_shape(path: Path) -> dict[str, int]:
     """Width, depth, MLP width and vocabulary of a teacher (cocomix run or HF GPT-2 folder)."""
@@ -73,10 +69,11 @@ def run_teacher_cost(run_dir: Path, config: dict[str, Any], artifacts: dict[str,
         if not _objective_needs_teacher(objective):
             return None
         mode = "forward"
-    elif source in TEACHER_MODE_BY_SOURCE:
-        mode = TEACHER_MODE_BY_SOURCE[source]
     else:
-        raise CocomixError(f"{run_dir}: no FLOP rule for concept source {source!r}")
+        declared = _source_teacher_mode(source, run_dir)
+        if declared is None:
+            return None
+        mode = declared
     if "teacher" not in artifacts:
         raise missing_artifact(run_dir, "teacher", "its teacher size cannot be read; rerun it with the current runtime")
     shape = _teacher_shape(Path(artifacts["teacher"]))
@@ -84,6 +81,25 @@ def run_teacher_cost(run_dir: Path, config: dict[str, Any], artifacts: dict[str,
     n_latents, k = (0, 0) if source == "teacher_hidden" or mode == "forward" else _sae_shape(run_dir, config, artifacts)
     return TeacherCost(**shape, layer=layer, mode=mode, sae_latents=n_latents, sae_k=k,
                        attribution_dense=variant == "paper")
+
+
+def _source_teacher_mode(source: str, run_dir: Path) -> str | None:
+    """The teacher FLOP mode the registered concept source declares."""
+    from cocomix.registry import CONCEPT_SOURCES
+    from cocomix.runtime.builtins import load_builtins
+
+    load_builtins()
+    if source not in CONCEPT_SOURCES.names():
+        raise CocomixError(
+            f"{run_dir}: concept source {source!r} is not registered; import its plugin first"
+        )
+    factory = CONCEPT_SOURCES.get(source).factory
+    if not hasattr(factory, "teacher_flop_mode"):
+        raise CocomixError(
+            f"{run_dir}: concept source {source!r} declares no teacher_flop_mode; set it on the "
+            f"class (attribution, hidden or None)"
+        )
+    return factory.teacher_flop_mode  # type: ignore[no-any-return]
 
 
 def _objective_needs_teacher(objective: str) -> bool:

@@ -222,14 +222,20 @@ def train_sae(
     return sae, stats
 
 
+DENSE_RATE = 0.1
+"""A latent active on more than this share of tokens counts as dense (``evaluate_sae``)."""
+
+
 @torch.no_grad()
 def evaluate_sae(sae: TopKSAE, batches: Iterable[Tensor] | Tensor) -> dict[str, float]:
     """Reconstruction quality in the SAE's normalised input space over ``batches`` of (N, d).
 
     Returns ``nmse`` (sum of squared error / sum of squared deviation from the data mean, so the
     mean baseline scores 1), ``fve = 1 - nmse`` (fraction of variance explained),
-    ``dead_fraction`` (latents that never fired on these batches) and ``l0`` (mean number of
-    non-zero activations per vector: k unless the ReLU zeroes some of the top k).
+    ``dead_fraction`` (latents that never fired on these batches), ``dense_fraction`` (latents
+    that fired on more than ``DENSE_RATE`` of the vectors: features of everything, which make
+    poor concept labels), ``max_firing_rate`` (the busiest latent's share of vectors) and ``l0``
+    (mean number of non-zero activations per vector: k unless the ReLU zeroes some of the top k).
     """
     if isinstance(batches, Tensor):
         batches = [batches]
@@ -238,7 +244,7 @@ def evaluate_sae(sae: TopKSAE, batches: Iterable[Tensor] | Tensor) -> dict[str, 
     nnz = 0.0
     sum_x: Tensor | None = None
     sum_x2: Tensor | None = None
-    fired = torch.zeros(sae.n_latents, dtype=torch.bool, device=sae.pre_bias.device)
+    fired = torch.zeros(sae.n_latents, dtype=torch.long, device=sae.pre_bias.device)
     for raw in batches:
         flat = raw.reshape(-1, sae.d_model).to(sae.pre_bias)
         x = sae.preprocess(flat)[0]
@@ -250,7 +256,7 @@ def evaluate_sae(sae: TopKSAE, batches: Iterable[Tensor] | Tensor) -> dict[str, 
         sum_x2 = xd.pow(2).sum(0) if sum_x2 is None else sum_x2 + xd.pow(2).sum(0)
         count += x.shape[0]
         nnz += (code.values > 0).sum().item()
-        fired[code.indices[code.values > 0]] = True
+        fired += torch.bincount(code.indices[code.values > 0], minlength=sae.n_latents)
     if count == 0 or sum_x is None or sum_x2 is None:
         raise CocomixError("evaluate_sae got no activations")
     total_dev = (sum_x2 - sum_x.pow(2) / count).sum().item()
@@ -258,6 +264,8 @@ def evaluate_sae(sae: TopKSAE, batches: Iterable[Tensor] | Tensor) -> dict[str, 
     return {
         "nmse": nmse,
         "fve": 1.0 - nmse,
-        "dead_fraction": 1.0 - fired.float().mean().item(),
+        "dead_fraction": (fired == 0).float().mean().item(),
+        "dense_fraction": (fired > DENSE_RATE * count).float().mean().item(),
+        "max_firing_rate": fired.max().item() / count,
         "l0": nnz / count,
     }

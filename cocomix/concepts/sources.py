@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -48,18 +49,41 @@ class ConceptBatch:
 class SourceContext:
     """What a source factory gets besides its config."""
 
-    teacher: TeacherLM
+    teacher: TeacherLM | None
+    """``None`` only for sources that declare ``needs_teacher = False`` (``latent_topics``)."""
     sae: TopKSAE | None
     """``None`` is allowed only for sources that need no SAE (``teacher_hidden``)."""
     layer: int
     """Teacher layer the SAE reads: the residual after block ``layer`` (0-based)."""
+    tokenizer: Any = None
+    """The run's tokenizer (``vocab_size``, ``eos_id``, ``encode``, ``decode``), for sources that
+    read the token ids themselves."""
+    corpus: Any = None
+    """The run's corpus, for sources whose labels follow its generative rule (``latent_topics``)."""
 
 
 class ConceptSource(abc.ABC):
-    """Base class: ``targets(tokens) -> ConceptBatch`` for the student's input tokens."""
+    """Base class: ``targets(tokens) -> ConceptBatch`` for the student's input tokens.
+
+    A source declares what the runtime must build for it (read from the registry before anything
+    is built): ``needs_teacher`` and ``needs_sae``; how its teacher work is counted in training
+    FLOPs (``teacher_flop_mode``, ``cocomix.analysis.flops``); and, for a label space that is not
+    the SAE's latents, ``planned_num_concepts`` (the concept head's width, known in --dry-run).
+    """
 
     num_concepts: int
     """n, the size of the label space (SAE latents); 0 when the source gives no labels."""
+
+    needs_teacher: bool = True
+    needs_sae: bool = True
+    teacher_flop_mode: str | None = "attribution"
+    """``attribution`` (teacher forward + input-gradient backward), ``hidden`` (teacher forward
+    to the SAE layer) or ``None`` (no teacher work)."""
+
+    @classmethod
+    def planned_num_concepts(cls, config: Any) -> int | None:
+        """The label-space size from the source's options; ``None``: the SAE's ``n_latents``."""
+        return None
 
     @abc.abstractmethod
     def targets(self, tokens: Tensor, *, sample_index: Tensor | None = None) -> ConceptBatch:
@@ -95,6 +119,8 @@ class _TeacherSource(ConceptSource):
 
     def __init__(self, context: SourceContext) -> None:
         teacher, sae, layer = context.teacher, context.sae, context.layer
+        if teacher is None:
+            raise CocomixError(f"concept source {type(self).__name__} needs a teacher; none was given")
         if not 0 <= layer < teacher.num_layers:
             raise CocomixError(
                 f"concept layer {layer} is outside the teacher's layers 0..{teacher.num_layers - 1}"
@@ -172,6 +198,8 @@ class ActivationConfig:
 class ActivationSource(_TeacherSource):
     """Labels = top-K_attr SAE activations (Fig. 6a "Activation"); teacher forward only."""
 
+    teacher_flop_mode = "hidden"
+
     def __init__(self, config: ActivationConfig, context: SourceContext) -> None:
         super().__init__(context)
         sae = self._require_sae()
@@ -204,6 +232,7 @@ class TeacherHiddenSource(_TeacherSource):
     """Targets = teacher hidden states at ``layer`` (direct hidden-state prediction, Fig. 6b)."""
 
     needs_sae = False
+    teacher_flop_mode = "hidden"
 
     def __init__(self, config: TeacherHiddenConfig, context: SourceContext) -> None:
         super().__init__(context)

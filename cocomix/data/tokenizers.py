@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # into pieces of at most this many characters (4 bytes each at worst) so no text is dropped.
 _MAX_LINE_CHARS = 2048
 _MAX_SENTENCE_BYTES = 4 * _MAX_LINE_CHARS
+MODEL_TYPES = ("bpe", "unigram", "word")
 
 
 class Tokenizer(abc.ABC):
@@ -126,7 +127,9 @@ class SentencePieceConfig:
     model_file: str = ""
     """A trained ``.model`` file to use as it is; empty: train one on the corpus (cached)."""
     vocab_size: int = 8000
-    model_type: str = "bpe"  # bpe | unigram
+    model_type: str = "bpe"
+    """bpe | unigram | word (whitespace-separated words as pieces: synthetic corpora whose
+    symbols must stay one token each, e.g. ``latent_topics``; ``vocab_size`` is then a cap)."""
     character_coverage: float = 0.9995
     byte_fallback: bool = True
     max_train_chars: int = 20_000_000
@@ -178,8 +181,10 @@ def training_sentences(corpus: Corpus, max_chars: int) -> Iterator[str]:
 
 def train_sentencepiece(sentences: Iterator[str], config: SentencePieceConfig) -> bytes:
     """Train a model on ``sentences`` and return the serialized model."""
-    if config.model_type not in ("bpe", "unigram"):
-        raise CocomixError(f"tokenizer.model_type is {config.model_type!r}; use 'bpe' or 'unigram'")
+    if config.model_type not in MODEL_TYPES:
+        raise CocomixError(
+            f"tokenizer.model_type is {config.model_type!r}; use one of {', '.join(MODEL_TYPES)}"
+        )
     out = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
@@ -201,6 +206,9 @@ def train_sentencepiece(sentences: Iterator[str], config: SentencePieceConfig) -
             user_defined_symbols=["\n"],
             max_sentence_length=_MAX_SENTENCE_BYTES,
             minloglevel=2,
+            # A word model's vocabulary is the corpus's words: vocab_size caps it rather than
+            # having to match the word count exactly.
+            hard_vocab_limit=config.model_type != "word",
         )
     except RuntimeError as err:
         raise CocomixError(

@@ -17,6 +17,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "cocomix.concepts.none",
     "cocomix.concepts.sources",
     "cocomix.concepts.cached",
+    "cocomix.concepts.latent_topics",
     "cocomix.data.corpora",
     "cocomix.data.tokenizers",
     "cocomix.data.gpt2_bpe",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cocomix.concepts.sources import SourceContext
 from cocomix.registry import CONCEPT_SOURCES, MIXERS, OBJECTIVES, CocomixError
 from cocomix.runtime.artifacts import DataArtifacts
 from cocomix.runtime.compose import ComposedRecipe, compose_recipe
@@ -51,6 +52,22 @@ def needs_concept_head(composed: ComposedRecipe) -> bool:
 def _source_needs_sae(composed: ComposedRecipe) -> bool:
     name = composed.choices["concepts"]
     return name != NO_CONCEPTS and _declares(CONCEPT_SOURCES.get(name).factory, "needs_sae", True)
+
+
+def _source_needs_teacher(composed: ComposedRecipe) -> bool:
+    name = composed.choices["concepts"]
+    return name != NO_CONCEPTS and _declares(CONCEPT_SOURCES.get(name).factory, "needs_teacher", True)
+
+
+def _source_label_space(composed: ComposedRecipe) -> int | None:
+    """The label-space size a source states from its options (None: the SAE's latents)."""
+    name = composed.choices["concepts"]
+    planned = getattr(CONCEPT_SOURCES.get(name).factory, "planned_num_concepts", None)
+    if name == NO_CONCEPTS or planned is None:
+        return None
+    _, options = composed.group("concepts")
+    size = planned(options)
+    return None if size is None else int(size)
 
 
 def model_settings(composed: ComposedRecipe, *, n_latents: int | None, teacher_dim: int | None) -> dict[str, Any]:
@@ -95,8 +112,9 @@ def planned_model_settings(composed: ComposedRecipe) -> dict[str, Any]:
     """`model_settings` as the run will compute them, building nothing."""
     sae = composed.cfg.sae
     # A trained SAE has sae.n_latents latents; an SAE file is checked to have them when loaded.
-    n_latents = int(sae.n_latents) if _source_needs_sae(composed) else None
-    uses_hidden = composed.choices["concepts"] != NO_CONCEPTS and not _source_needs_sae(composed)
+    n_latents = int(sae.n_latents) if _source_needs_sae(composed) else _source_label_space(composed)
+    uses_hidden = (composed.choices["concepts"] != NO_CONCEPTS and not _source_needs_sae(composed)
+                   and _source_needs_teacher(composed))
     return model_settings(
         composed, n_latents=n_latents, teacher_dim=planned_teacher_dim(composed) if uses_hidden else None
     )
@@ -127,8 +145,18 @@ def build_concept_components(composed: ComposedRecipe, cache_dir: Path, data: Da
 
     from cocomix.concepts.cached import CacheContext
 
-    artifacts = ensure_concepts(composed, cache_dir, data, with_sae=_source_needs_sae(composed))
     _, options = composed.group("concepts")
+    if not _source_needs_teacher(composed):
+        # Labels read off the tokens themselves (e.g. the positive control's true topics).
+        source = CONCEPT_SOURCES.build(
+            name, options, SourceContext(teacher=None, sae=None, layer=0, tokenizer=data.tokenizer,
+                                   corpus=data.corpus)
+        )
+        settings = model_settings(composed, n_latents=int(source.num_concepts), teacher_dim=None)
+        _check_head_width(composed, settings)
+        return ConceptComponents(model_settings=settings, source=source)
+
+    artifacts = ensure_concepts(composed, cache_dir, data, with_sae=_source_needs_sae(composed))
     cfg = composed.cfg
     context = CacheContext(
         teacher=artifacts.teacher,
@@ -144,6 +172,7 @@ def build_concept_components(composed: ComposedRecipe, cache_dir: Path, data: Da
             "seed": int(cfg.seed),
         },
         micro_batch_size=int(cfg.train.micro_batch_size),
+        tokenizer=data.tokenizer,
     )
     source = CONCEPT_SOURCES.build(name, options, context)
     n_latents = int(artifacts.sae.n_latents) if artifacts.sae is not None else None

@@ -1,0 +1,181 @@
+"""``teacher_strength`` report: each teacher-guided arm against NTP at the same budget, as a
+function of how good the teacher is (``study/teacher_strength``).
+
+Every run is described by what its folder says, never by its arm name: the method (objective,
+and the mixer for concept objectives), the budget (``steps``) and the teacher (``artifacts.json``
+-> the teacher's run folder -> its last validation loss). NTP runs of the same budget are the
+baseline. Differences are paired by seed (a seed fixes the data order in every arm, so the pair
+shares its batches) and reported as mean ± std over seeds; "tokens to reach" interpolates the arm's
+seed-mean curve at NTP's final seed-mean loss, as ``compare`` does.
+
+Writes ``teacher_strength.json``, ``teacher_strength.md`` and ``teacher_strength.png`` (one
+panel per budget: arm - NTP final validation loss against the teacher's validation loss, seed
+band = ± one std).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cocomix.analysis.compare import arm_curves, load_curves, read_jsonl, reach
+from cocomix.eval.loading import read_artifacts, read_config, run_info
+from cocomix.registry import CocomixError
+
+BASELINE_METHOD = "ntp"
+
+
+@dataclass(frozen=True)
+class RunPoint:
+    path: Path
+    arm: str
+    seed: int
+    method: str
+    budget: int
+    teacher: str
+    """The teacher's run folder ('' for runs without a teacher)."""
+    final_loss: float
+
+
+def _method(config: dict[str, Any]) -> str:
+    objective = str((config.get("objective") or {}).get("name", "ntp"))
+    mixer = str((config.get("mixer") or {}).get("name", "none"))
+    return objective if mixer in ("none", "pause") else f"{objective}/{mixer}"
+
+
+def describe(path: Path) -> RunPoint:
+    info = run_info(path)
+    if info.seed is None:
+        raise CocomixError(f"{path} is not a <arm>/seed<k> run folder")
+    config = read_config(path)
+    valid = [r for r in read_jsonl(path / "metrics" / "valid.jsonl") if "Loss" in r]
+    if not valid:
+        raise CocomixError(f"{path}/metrics/valid.jsonl has no validation loss")
+    teacher = str(read_artifacts(path).get("teacher", ""))
+    return RunPoint(path, info.arm, info.seed, _method(config), int(config["steps"]), teacher,
+                    float(valid[-1]["Loss"]))
+
+
+def teacher_valid_loss(teacher: str) -> float:
+    """The teacher run's final validation loss (its own held-out split)."""
+    valid = [r for r in read_jsonl(Path(teacher) / "metrics" / "valid.jsonl") if "Loss" in r]
+    if not valid:
+        raise CocomixError(f"teacher {teacher} has no validation loss record")
+    return float(valid[-1]["Loss"])
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _fmt(mean: float, std: float, seeds: int) -> str:
+    return f"{mean:+.4f}" if seeds == 1 else f"{mean:+.4f} ± {std:.4f}"
+
+
+def compare_to_baseline(points: list[RunPoint]) -> list[dict[str, Any]]:
+    """One row per (budget, method, teacher): paired differences to NTP and tokens to reach."""
+    baseline = {(p.budget, p.seed): p for p in points if p.method == BASELINE_METHOD}
+    groups: dict[tuple[int, str, str], list[RunPoint]] = defaultdict(list)
+    for p in points:
+        if p.method != BASELINE_METHOD:
+            groups[(p.budget, p.method, p.teacher)].append(p)
+    rows = []
+    for (budget, method, teacher), members in sorted(groups.items()):
+        paired = [(m, baseline.get((budget, m.seed))) for m in members]
+        missing = [m.seed for m, b in paired if b is None]
+        if missing:
+            raise CocomixError(
+                f"no {BASELINE_METHOD} run with steps={budget} for seed(s) {missing}; the "
+                f"comparison pairs every run with the NTP run of its seed and budget"
+            )
+        deltas = [m.final_loss - b.final_loss for m, b in paired if b is not None]
+        base_runs = [b for _, b in paired if b is not None]
+        arm_curve = arm_curves([load_curves(run_info(m.path), "arm") for m in members])["arm"]
+        base_curve = arm_curves([load_curves(run_info(b.path), "ntp") for b in base_runs])["ntp"]
+        target = float(base_curve.mean[-1])
+        tokens = reach(arm_curve.tokens, arm_curve.mean, target)
+        delta_mean, delta_std = _mean_std(deltas)
+        loss_mean, loss_std = _mean_std([m.final_loss for m in members])
+        rows.append({
+            "budget": budget, "method": method, "arm": members[0].arm,
+            "teacher": teacher, "teacher_valid_loss": teacher_valid_loss(teacher) if teacher else None,
+            "seeds": sorted(m.seed for m in members), "valid_loss_mean": loss_mean,
+            "valid_loss_std": loss_std, "ntp_valid_loss_mean": _mean_std([b.final_loss for b in base_runs])[0],
+            "delta_mean": delta_mean, "delta_std": delta_std, "deltas": deltas,
+            "tokens_to_reach_ntp": tokens, "ntp_tokens": float(base_curve.tokens[-1]),
+        })
+    return rows
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| steps | method | teacher valid loss | seeds | valid loss | NTP valid loss | "
+             "arm - NTP (paired) | tokens to NTP's final loss |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        seeds = len(r["seeds"])
+        tokens = ("not reached" if r["tokens_to_reach_ntp"] is None else
+                  f"{r['tokens_to_reach_ntp']:.3g} ({100 * (1 - r['tokens_to_reach_ntp'] / r['ntp_tokens']):+.1f}% saved)")
+        teacher = "-" if r["teacher_valid_loss"] is None else f"{r['teacher_valid_loss']:.3f}"
+        loss = (f"{r['valid_loss_mean']:.4f}" if seeds == 1 else
+                f"{r['valid_loss_mean']:.4f} ± {r['valid_loss_std']:.4f}")
+        lines.append(f"| {r['budget']} | {r['method']} | {teacher} | {seeds} | {loss} | "
+                     f"{r['ntp_valid_loss_mean']:.4f} | {_fmt(r['delta_mean'], r['delta_std'], seeds)} | "
+                     f"{tokens} |")
+    return "\n".join(lines)
+
+
+def _plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = sorted({r["budget"] for r in rows})
+    fig, axes = plt.subplots(1, len(budgets), figsize=(6.0 * len(budgets), 4.6), dpi=120,
+                             squeeze=False, sharey=True)
+    for ax, budget in zip(axes[0], budgets, strict=True):
+        by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            if r["budget"] == budget and r["teacher_valid_loss"] is not None:
+                by_method[r["method"]].append(r)
+        for method, members in sorted(by_method.items()):
+            members.sort(key=lambda r: r["teacher_valid_loss"])
+            x = [r["teacher_valid_loss"] for r in members]
+            y = [r["delta_mean"] for r in members]
+            err = [r["delta_std"] for r in members]
+            (line,) = ax.plot(x, y, marker="o", linewidth=1.6, label=f"{method} ({len(members[0]['seeds'])} seeds)")
+            ax.fill_between(x, [a - b for a, b in zip(y, err, strict=True)],
+                            [a + b for a, b in zip(y, err, strict=True)], color=line.get_color(),
+                            alpha=0.2, linewidth=0)
+        ax.axhline(0.0, color="0.4", linestyle="--", linewidth=1, label="width-matched NTP")
+        ax.set_title(f"{budget} student steps")
+        ax.set_xlabel("teacher validation loss (nats per token; lower = stronger)")
+        ax.invert_xaxis()
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("arm - NTP final validation loss (paired by seed; below 0 = better)")
+    axes[0][-1].legend(title="mean; band: ± 1 std over seeds", fontsize=8, title_fontsize=8)
+    fig.suptitle("Teacher strength vs the gain from teacher guidance")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def teacher_strength(runs: list[Path], out_dir: Path) -> str:
+    """The report (``reports: [teacher_strength]``); returns its markdown."""
+    rows = compare_to_baseline([describe(run) for run in runs])
+    if not rows:
+        raise CocomixError("teacher_strength needs teacher-guided arms besides NTP")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "teacher_strength.json").write_text(json.dumps(rows, indent=2) + "\n")
+    _plot(rows, out_dir / "teacher_strength.png")
+    text = ("## Teacher strength (arm - width-matched NTP at the same budget, paired by seed)\n\n"
+            + _table(rows) + f"\n\nplot: {out_dir / 'teacher_strength.png'}\n")
+    (out_dir / "teacher_strength.md").write_text(text)
+    return text
+
+
+__all__ = ["compare_to_baseline", "describe", "teacher_strength"]

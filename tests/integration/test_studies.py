@@ -1,0 +1,55 @@
+"""The study recipes end to end, small: the positive control (true vs random latent labels) and
+the teacher-strength map with its report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_concepts_training import CONCEPTS, SMALL_LM
+
+from cocomix.runtime.launch import run_recipe
+
+FEW = ["steps=4", "checkpoint_every=2", "validate_every=2", "seeds=[0]"]
+SYNTHETIC = ["data.train_tokens=20000", "data.valid_tokens=4000", "data.test_tokens=0"]
+
+
+def last_record(run: Path, split: str) -> dict[str, float]:
+    return json.loads((run / "metrics" / f"{split}.jsonl").read_text().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_positive_control_trains_every_arm_with_true_and_random_labels(tmp_path: Path, artifact_cache: Path) -> None:
+    small = [o for o in SMALL_LM if not o.startswith("tokenizer.")]
+    runs = run_recipe("study/positive_control", small + FEW + SYNTHETIC, tmp_path)
+    assert {run.arm for run in runs} == {"ntp", "true_interleave", "true_add", "true_interleave_residual",
+                                         "random_interleave", "random_add"}
+    for run in runs:
+        record = last_record(run.path, "train")
+        assert record["Step"] == 4
+        if run.arm != "ntp":
+            assert record["loss_concept"] > 0
+        artifacts = json.loads((run.path / "artifacts.json").read_text())
+        assert "teacher" not in artifacts and "sae" not in artifacts  # labels need neither
+    root = tmp_path / "study" / "positive_control"
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["arms"]["true_add"]["params_active"] < summary["arms"]["ntp"]["params_active"] * 1.01
+    assert "Tokens to reach the final validation loss of baseline 'ntp'" in (root / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_teacher_strength_pairs_arms_with_ntp_and_plots_against_the_teacher(
+    tmp_path: Path, artifact_cache: Path
+) -> None:
+    arms = "only_arms=[ntp_200,kd_base_200,add_strong_200]"
+    runs = run_recipe("study/teacher_strength", SMALL_LM + CONCEPTS + FEW + [arms, "summary_test_tokens=0"], tmp_path)
+    assert sorted(run.arm for run in runs) == ["add_strong_200", "kd_base_200", "ntp_200"]
+    out = tmp_path / "study" / "teacher_strength"
+    rows = json.loads((out / "teacher_strength.json").read_text())
+    assert {(r["method"], r["budget"]) for r in rows} == {("kd", 4), ("cocomix/add", 4)}
+    teachers = {r["method"]: r["teacher"] for r in rows}
+    assert teachers["kd"] != teachers["cocomix/add"]  # pretrain/teacher vs pretrain/teacher_strong
+    assert all(r["teacher_valid_loss"] > 0 and len(r["deltas"]) == 1 for r in rows)
+    assert (out / "teacher_strength.png").stat().st_size > 0
+    assert "Teacher strength" in (out / "summary.md").read_text()

@@ -1,0 +1,60 @@
+"""The teacher_strength report: arms paired with NTP by seed and budget, x = teacher strength."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cocomix.analysis.teacher_strength import teacher_strength
+from cocomix.registry import CocomixError
+
+
+def teacher(root: Path, name: str, loss: float) -> Path:
+    path = root / "teachers" / name
+    (path / "metrics").mkdir(parents=True)
+    (path / "metrics" / "valid.jsonl").write_text(json.dumps({"Step": 100, "Loss": loss}) + "\n")
+    return path
+
+
+@pytest.fixture
+def study(tmp_path: Path, fake_run: Callable[..., Path]) -> tuple[Path, list[Path]]:
+    weak, strong = teacher(tmp_path, "weak", 6.8), teacher(tmp_path, "strong", 5.0)
+    root = tmp_path / "runs" / "study" / "teacher_strength"
+    kd = {"steps": 20, "objective": {"name": "kd"}}
+    runs = []
+    for seed, offset in ((0, 0.0), (1, 0.1)):
+        runs.append(fake_run(root / "ntp_20" / f"seed{seed}", [6.5, 6.3 + offset],
+                             config_extra={"steps": 20}))
+        runs.append(fake_run(root / "kd_weak_20" / f"seed{seed}", [6.6, 6.4 + offset],
+                             config_extra=kd, artifacts={"teacher": str(weak)}))
+        runs.append(fake_run(root / "kd_strong_20" / f"seed{seed}", [6.4, 6.2 + 2 * offset],
+                             config_extra=kd, artifacts={"teacher": str(strong)}))
+    return root, runs
+
+
+def test_rows_pair_each_arm_with_ntp_of_the_same_seed(study: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    _, runs = study
+    text = teacher_strength(runs, tmp_path / "out")
+    rows = json.loads((tmp_path / "out" / "teacher_strength.json").read_text())
+    by_teacher = {r["teacher_valid_loss"]: r for r in rows}
+    assert set(by_teacher) == {6.8, 5.0}
+    weak, strong = by_teacher[6.8], by_teacher[5.0]
+    assert weak["deltas"] == pytest.approx([0.1, 0.1]) and weak["delta_std"] == pytest.approx(0.0)
+    assert strong["deltas"] == pytest.approx([-0.1, 0.0])
+    assert strong["delta_mean"] == pytest.approx(-0.05)
+    # NTP's mean final loss is 6.35; the strong arm's mean curve (6.4 -> 6.3) reaches it halfway
+    # between its validations at steps 10 and 20; the weak arm's (6.6 -> 6.45) never does.
+    assert strong["tokens_to_reach_ntp"] == pytest.approx(15 * 512)
+    assert weak["tokens_to_reach_ntp"] is None
+    assert (tmp_path / "out" / "teacher_strength.png").stat().st_size > 0
+    assert "| 20 | kd | 5.000 | 2 |" in text and "not reached" in text
+
+
+def test_an_arm_without_its_ntp_seed_is_refused(study: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    _, runs = study
+    without_ntp_seed1 = [r for r in runs if not (r.parent.name == "ntp_20" and r.name == "seed1")]
+    with pytest.raises(CocomixError, match=r"no ntp run with steps=20 for seed\(s\) \[1\]"):
+        teacher_strength(without_ntp_seed1, tmp_path / "out")
