@@ -83,14 +83,21 @@ def compression_weights(runs: list[Path], out_dir: Path) -> str:
     return text
 
 
+def _paired_vs_ntp(runs: list[Path], out_dir: Path) -> str:
+    from cocomix.analysis.paired import paired_vs_ntp
+
+    return paired_vs_ntp(runs, out_dir)
+
+
 def _teacher_strength(runs: list[Path], out_dir: Path) -> str:
-    from cocomix.analysis.teacher_strength import teacher_strength
+    from cocomix.analysis.paired import teacher_strength
 
     return teacher_strength(runs, out_dir)
 
 
 REPORTS: dict[str, Report] = {
     "compression_weights": compression_weights,
+    "paired_vs_ntp": _paired_vs_ntp,
     "teacher_strength": _teacher_strength,
 }
 

@@ -1,21 +1,24 @@
-"""Ground-truth concepts for the positive control: the latent topic of a synthetic document.
+"""Ground-truth concepts for the positive control: the latent topic of each next word.
 
-The ``latent_topics`` corpus (``cocomix.data.corpora.latent_topics``) writes documents of the form
+The ``latent_topics`` corpus (``cocomix.data.corpora.latent_topics``) writes documents of
+space-separated words ``w0 .. w<V-1>``. Word ``w`` has the class ``w mod K``. After the first
+``arity`` words of a document, the topic that governs the next word is
 
-    k<a_1> ... k<a_r>  w<i_1> w<i_2> ... w<i_n>
+    z_t = (class(x_{t-arity+1}) + ... + class(x_t)) mod K
 
-A header of ``r`` key symbols fixes the document's topic ``z = (a_1 + ... + a_r) mod K``; every
-body word is then drawn from topic ``z``'s word distribution or from a topic-free background
-chain. ``z`` is a *function of the preceding tokens* (the header), so a student can compute it,
-but with ``r >= 2`` no single key says anything about ``z`` (each key is uniform and independent
-of ``z``), so next-token prediction gets no first-order signal towards the rule that computes it:
-it must find the interaction of the keys, or infer ``z`` slowly from body words. A concept
-source that hands the student the true ``z`` as its label isolates what the CoCoMix machinery
-(concept head, TopK compression, mixing; paper §2.2, Eq. 2-4) does with labels that are known to
-be right and useful.
+and the next word is drawn from topic ``z_t``'s words with probability ``p_topic``, else
+uniformly. ``z_t`` is a *function of the preceding tokens*, so a student can compute it. With
+``arity = 1`` it is the current word's class: a lookup the student learns at once when told the
+label, but that next-token prediction must piece together from a weak, noisy signal (each word
+says a little about the next one). With ``arity = 2`` it is the sum of two classes modulo K:
+each class alone says nothing about ``z_t``, so the rule has no first-order footprint and is
+not learnt in our budgets even when the labels are given (``tools/latent_learnability.py``). A
+concept source that hands the student the true ``z_t`` as its label tests what the CoCoMix
+machinery (concept head, TopK compression, mixing; paper §2.2, Eq. 2-4) does with labels known
+to be right and useful, learnable or not.
 
-This module owns the grammar both sides share (symbol names, the topic rule) and the registered
-``latent_topics`` concept source. It imports torch only (the method layer).
+This module owns the grammar both sides share (symbol names, the class and topic rules) and the
+registered ``latent_topics`` concept source. It imports torch only (the method layer).
 """
 
 from __future__ import annotations
@@ -30,72 +33,54 @@ from torch import Tensor
 from cocomix.concepts.sources import ConceptBatch, ConceptSource, SourceContext
 from cocomix.registry import CONCEPT_SOURCES, CocomixError
 
-KEY_PREFIX = "k"
 WORD_PREFIX = "w"
 LABEL_MODES = ("true", "random")
 
 
-def key_symbol(value: int) -> str:
-    """The text of key ``value`` (``k0``, ``k1``, ...)."""
-    return f"{KEY_PREFIX}{value}"
-
-
 def word_symbol(index: int) -> str:
-    """The text of body word ``index`` (``w0``, ``w1``, ...)."""
+    """The text of word ``index`` (``w0``, ``w1``, ...)."""
     return f"{WORD_PREFIX}{index}"
 
 
-def topic_of(keys: Sequence[int], num_topics: int) -> int:
-    """The topic a header fixes: the sum of its key values modulo ``num_topics``."""
-    return sum(int(k) for k in keys) % num_topics
+def word_class(index: int, num_topics: int) -> int:
+    """The class of word ``index``: ``index mod K``."""
+    return index % num_topics
 
 
-def latent_labels(tokens: Tensor, key_value: Tensor, eos_id: int, num_topics: int,
-                  key_arity: int) -> Tensor:
-    """(B, T) topic ids the prefix ``tokens[:, :t+1]`` determines; ``num_topics`` = unknown.
+def topic_of(words: Sequence[int], num_topics: int) -> int:
+    """The topic the last ``arity`` words fix: the sum of their classes modulo K."""
+    return sum(word_class(int(w), num_topics) for w in words) % num_topics
 
-    ``key_value`` maps a token id to its key value (-1 for non-keys). A document's topic is
-    known from its last header key on, until the EOS that ends it. Positions whose header is not
-    wholly inside the window (the window starts mid-document or mid-header) are unknown: the
-    label must be computable from what the student sees.
+
+def latent_labels(tokens: Tensor, token_class: Tensor, num_topics: int, arity: int) -> Tensor:
+    """(B, T) topic ids ``z_t`` the prefix ``tokens[:, :t+1]`` determines; ``num_topics`` means
+    unknown.
+
+    ``token_class`` maps a token id to its word's class (-1 for EOS and anything not a word).
+    ``z_t`` is known when the ``arity`` tokens ending at ``t`` are all words of the window, i.e.
+    not before the window's start and not across a document's EOS.
     """
-    batch, length = tokens.shape
-    unknown = num_topics
-    values = key_value.to(tokens.device)[tokens]  # (B, T), -1 for non-keys
-    is_eos = tokens == eos_id
-    labels = torch.full((batch, length), unknown, dtype=torch.long, device=tokens.device)
-    topic = torch.full((batch,), unknown, dtype=torch.long, device=tokens.device)
-    keys_seen = torch.zeros(batch, dtype=torch.long, device=tokens.device)
-    key_sum = torch.zeros(batch, dtype=torch.long, device=tokens.device)
-    # A window that does not start at a document boundary has no readable header until an EOS.
-    at_doc_start = torch.zeros(batch, dtype=torch.bool, device=tokens.device)
-    for t in range(length):  # T <= a few thousand; each step is a handful of (B,) ops
-        value = values[:, t]
-        in_header = at_doc_start & (value >= 0)
-        key_sum = torch.where(in_header, key_sum + value.clamp(min=0), key_sum)
-        keys_seen = torch.where(in_header, keys_seen + 1, keys_seen)
-        complete = in_header & (keys_seen == key_arity)
-        topic = torch.where(complete, key_sum % num_topics, topic)
-        at_doc_start = at_doc_start & in_header & ~complete
-        eos = is_eos[:, t]
-        topic = torch.where(eos, torch.full_like(topic, unknown), topic)
-        labels[:, t] = topic
-        # After an EOS the next tokens are a new document's header.
-        at_doc_start = at_doc_start | eos
-        key_sum = torch.where(eos, torch.zeros_like(key_sum), key_sum)
-        keys_seen = torch.where(eos, torch.zeros_like(keys_seen), keys_seen)
-    return labels
+    classes = token_class.to(tokens.device)[tokens]  # (B, T)
+    batch, length = classes.shape
+    unknown = torch.full((batch, length), num_topics, dtype=torch.long, device=tokens.device)
+    if length < arity:
+        return unknown
+    windows = classes.unfold(1, arity, 1)  # (B, T - arity + 1, arity): tokens t-arity+1 .. t
+    known = (windows >= 0).all(dim=-1)
+    topics = torch.where(known, windows.clamp(min=0).sum(dim=-1) % num_topics, num_topics)
+    unknown[:, arity - 1 :] = topics
+    return unknown
 
 
 @dataclass
 class LatentTopicsSourceConfig:
-    num_topics: int = 8
-    """K; must equal the corpus's ``data.num_topics`` (recipes interpolate it)."""
-    key_arity: int = 2
-    """Keys per header; must equal the corpus's ``data.key_arity``."""
+    num_topics: int = 16
+    """K; must equal the corpus's ``data.num_topics``."""
+    arity: int = 1
+    """Words whose classes fix the topic; must equal the corpus's ``data.arity``."""
     labels: str = "true"
-    """``true``: the document's topic. ``random``: uniform labels drawn independently of the text
-    (the control: same head, same mixing, same loss weight, no information)."""
+    """``true``: the topic of each next word. ``random``: uniform labels drawn independently of
+    the text (the control: same head, same mixing, same loss weight, no information)."""
     seed: int = 0
     """Seed of the ``random`` labels (a pure function of seed and sample index)."""
 
@@ -105,7 +90,7 @@ class LatentTopicsSource(ConceptSource):
     """Labels = the true latent topic of a ``latent_topics`` document (one label per position).
 
     Needs no teacher and no SAE; the label space is the K topics plus one "unknown" id for
-    positions whose header the window does not show.
+    positions whose ``arity`` words the window does not show.
     """
 
     needs_teacher = False
@@ -119,8 +104,8 @@ class LatentTopicsSource(ConceptSource):
     def __init__(self, config: LatentTopicsSourceConfig, context: SourceContext) -> None:
         if config.num_topics < 2:
             raise CocomixError(f"concepts.num_topics={config.num_topics} must be >= 2")
-        if config.key_arity < 1:
-            raise CocomixError(f"concepts.key_arity={config.key_arity} must be >= 1")
+        if config.arity < 1:
+            raise CocomixError(f"concepts.arity={config.arity} must be >= 1")
         if config.labels not in LABEL_MODES:
             raise CocomixError(
                 f"concepts.labels={config.labels!r}; choose one of {', '.join(LABEL_MODES)}"
@@ -128,32 +113,30 @@ class LatentTopicsSource(ConceptSource):
         tokenizer = context.tokenizer
         if tokenizer is None:
             raise CocomixError("concepts=latent_topics needs the run's tokenizer (run it via a recipe)")
-        _check_same_rule(config, context.corpus)
+        num_words = _check_same_rule(config, context.corpus)
         self.config = config
         self.num_concepts = config.num_topics + 1
-        self.eos_id = int(tokenizer.eos_id)
-        self.key_value = self._key_table(tokenizer, config.num_topics)
+        self.token_class = self._class_table(tokenizer, num_words, config.num_topics)
 
     @staticmethod
-    def _key_table(tokenizer: Any, num_topics: int) -> Tensor:
-        """Token id -> key value (-1 elsewhere); every key must be exactly one known token."""
+    def _class_table(tokenizer: Any, num_words: int, num_topics: int) -> Tensor:
+        """Token id -> class (-1 elsewhere); every word must be exactly one known token."""
         table = torch.full((int(tokenizer.vocab_size),), -1, dtype=torch.long)
-        for value in range(num_topics):
-            ids = tokenizer.encode(key_symbol(value))
-            if len(ids) != 1 or tokenizer.decode(ids) != key_symbol(value):
+        for index in range(num_words):
+            symbol = word_symbol(index)
+            ids = tokenizer.encode(symbol)
+            if len(ids) != 1 or tokenizer.decode(ids) != symbol:
                 raise CocomixError(
-                    f"the tokenizer does not read key symbol {key_symbol(value)!r} as one token "
-                    f"(got {len(ids)}); concepts=latent_topics needs data=latent_topics with "
-                    f"tokenizer.model_type=word"
+                    f"the tokenizer does not read word {symbol!r} as one token (got {len(ids)}); "
+                    f"concepts=latent_topics needs data=latent_topics with tokenizer.model_type=word"
                 )
-            table[ids[0]] = value
+            table[ids[0]] = word_class(index, num_topics)
         return table
 
     def targets(self, tokens: Tensor, *, sample_index: Tensor | None = None) -> ConceptBatch:
         if self.config.labels == "random":
             return ConceptBatch(labels=self._random(tokens, sample_index))
-        labels = latent_labels(tokens, self.key_value, self.eos_id, self.config.num_topics,
-                               self.config.key_arity)
+        labels = latent_labels(tokens, self.token_class, self.config.num_topics, self.config.arity)
         return ConceptBatch(labels=labels.unsqueeze(-1))
 
     def _random(self, tokens: Tensor, sample_index: Tensor | None) -> Tensor:
@@ -167,27 +150,28 @@ class LatentTopicsSource(ConceptSource):
         return out.to(tokens.device)
 
 
-def _check_same_rule(config: LatentTopicsSourceConfig, corpus: Any) -> None:
-    """The labels must follow the corpus's own rule: same K, same header length."""
+def _check_same_rule(config: LatentTopicsSourceConfig, corpus: Any) -> int:
+    """The labels must follow the corpus's own rule (same K, same arity); returns its word count."""
     data = getattr(corpus, "config", None)
     if getattr(corpus, "name", None) != "latent_topics" or data is None:
         raise CocomixError(
             f"concepts=latent_topics labels the latent_topics corpus; this run reads "
             f"data={getattr(corpus, 'name', None)}: set data=latent_topics"
         )
-    for key in ("num_topics", "key_arity"):
+    for key in ("num_topics", "arity"):
         if int(getattr(config, key)) != int(getattr(data, key)):
             raise CocomixError(
                 f"concepts.{key}={getattr(config, key)} but data.{key}={getattr(data, key)}; "
                 f"set both to the same value"
             )
+    return int(data.num_words)
 
 
 __all__ = [
     "LatentTopicsSource",
     "LatentTopicsSourceConfig",
-    "key_symbol",
     "latent_labels",
     "topic_of",
+    "word_class",
     "word_symbol",
 ]

@@ -12,7 +12,7 @@ from test_concepts_training import CONCEPTS, SMALL_LM
 from cocomix.runtime.launch import run_recipe
 
 FEW = ["steps=4", "checkpoint_every=2", "validate_every=2", "seeds=[0]"]
-SYNTHETIC = ["data.train_tokens=20000", "data.valid_tokens=4000", "data.test_tokens=0"]
+SYNTHETIC = ["data.train_tokens=20000", "data.valid_tokens=4000", "data.test_tokens=0", "data.num_words=256"]
 
 
 def last_record(run: Path, split: str) -> dict[str, float]:
@@ -24,7 +24,7 @@ def test_positive_control_trains_every_arm_with_true_and_random_labels(tmp_path:
     small = [o for o in SMALL_LM if not o.startswith("tokenizer.")]
     runs = run_recipe("study/positive_control", small + FEW + SYNTHETIC, tmp_path)
     assert {run.arm for run in runs} == {"ntp", "true_interleave", "true_add", "true_interleave_residual",
-                                         "random_interleave", "random_add"}
+                                         "random_interleave", "random_add", "ntp_sum2", "true_add_sum2"}
     for run in runs:
         record = last_record(run.path, "train")
         assert record["Step"] == 4
@@ -35,7 +35,10 @@ def test_positive_control_trains_every_arm_with_true_and_random_labels(tmp_path:
     root = tmp_path / "study" / "positive_control"
     summary = json.loads((root / "summary.json").read_text())
     assert summary["arms"]["true_add"]["params_active"] < summary["arms"]["ntp"]["params_active"] * 1.01
-    assert "Tokens to reach the final validation loss of baseline 'ntp'" in (root / "summary.md").read_text()
+    text = (root / "summary.md").read_text()
+    assert "Tokens to reach the final validation loss of baseline 'ntp'" in text
+    rows = {r["arm"]: r for r in json.loads((root / "paired_vs_ntp.json").read_text())}
+    assert rows["true_add_sum2"]["ntp_valid_loss_mean"] != rows["true_add"]["ntp_valid_loss_mean"]
 
 
 @pytest.mark.slow

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
 
 from cocomix.concepts.latent_topics import (
     LatentTopicsSource,
     LatentTopicsSourceConfig,
-    key_symbol,
     latent_labels,
     topic_of,
+    word_class,
     word_symbol,
 )
 from cocomix.concepts.sources import SourceContext
@@ -22,51 +20,47 @@ from cocomix.registry import CocomixError
 K = 8
 EOS = 2
 UNK = K  # the "unknown" label id
-# Token ids of a hand-made vocabulary: keys k0..k7 are ids 10..17, words are 20 and up.
-KEY_VALUE = torch.full((64,), -1, dtype=torch.long)
-KEY_VALUE[10:18] = torch.arange(8)
+# A hand-made vocabulary: word w is token id 10 + w, so its class is (id - 10) % 8.
+TOKEN_CLASS = torch.full((64,), -1, dtype=torch.long)
+TOKEN_CLASS[10:42] = torch.arange(32) % K
 
 
-def key(v: int) -> int:
-    return 10 + v
+def w(index: int) -> int:
+    return 10 + index
 
 
-def test_topic_is_the_sum_of_the_keys_mod_k() -> None:
+def test_topic_is_the_sum_of_the_last_classes_mod_k() -> None:
+    assert word_class(13, 8) == 5
     assert topic_of([3, 6], 8) == 1
+    assert topic_of([13, 14], 8) == (5 + 6) % 8
     assert topic_of([5], 8) == 5
-    assert topic_of([7, 7, 7], 8) == 5
 
 
-def test_labels_follow_each_document_from_its_last_key_until_its_eos() -> None:
-    # window: [tail of a doc whose header is not visible] EOS k3 k6 w w EOS k1 k1 w
-    tokens = torch.tensor([[20, 21, EOS, key(3), key(6), 22, 23, EOS, key(1), key(1), 24]])
-    labels = latent_labels(tokens, KEY_VALUE, EOS, K, key_arity=2)
-    #                 20   21   EOS  k3   k6  w  w  EOS  k1   k1  w
-    expected = [UNK, UNK, UNK, UNK, 1, 1, 1, UNK, UNK, 2, 2]
-    assert labels.tolist() == [expected]
+def test_labels_need_both_words_inside_the_window_and_the_document() -> None:
+    tokens = torch.tensor([[w(3), w(6), w(9), EOS, w(1), w(2), w(15)]])
+    labels = latent_labels(tokens, TOKEN_CLASS, K, arity=2)
+    # position 0: the word before is outside the window; 3: EOS; 4: the word before is EOS.
+    assert labels.tolist() == [[UNK, (3 + 6) % 8, (6 + 1) % 8, UNK, UNK, (1 + 2) % 8, (2 + 7) % 8]]
 
 
-def test_a_window_that_starts_inside_a_header_stays_unknown_until_the_next_document() -> None:
-    # The first key k6 belongs to a header whose first key is outside the window.
-    tokens = torch.tensor([[key(6), 20, 21, EOS, key(2), key(2), 22]])
-    labels = latent_labels(tokens, KEY_VALUE, EOS, K, key_arity=2)
-    assert labels.tolist() == [[UNK, UNK, UNK, UNK, UNK, 4, 4]]
+def test_arity_one_labels_each_word_with_its_class() -> None:
+    tokens = torch.tensor([[w(3), EOS, w(12)], [w(7), w(8), w(9)]])
+    labels = latent_labels(tokens, TOKEN_CLASS, K, arity=1)
+    assert labels.tolist() == [[3, UNK, 4], [7, 0, 1]]
 
 
-def test_rows_are_labelled_independently() -> None:
-    tokens = torch.tensor([[EOS, key(1), key(2), 20], [EOS, key(5), 20, 21]])
-    labels = latent_labels(tokens, KEY_VALUE, EOS, K, key_arity=1)
-    assert labels.tolist() == [[UNK, 1, 1, 1], [UNK, 5, 5, 5]]
+def test_a_window_shorter_than_the_arity_is_all_unknown() -> None:
+    labels = latent_labels(torch.tensor([[w(1), w(2)]]), TOKEN_CLASS, K, arity=3)
+    assert labels.tolist() == [[UNK, UNK]]
 
 
 class WordTokenizer:
-    """One id per symbol, like SentencePiece's word model on the synthetic corpus."""
+    """One id per word, like SentencePiece's word model on the synthetic corpus."""
 
     eos_id = EOS
 
-    def __init__(self, num_keys: int = K) -> None:
-        self.symbols = ["<unk>", "<s>", "</s>", "<pad>"] + [key_symbol(v) for v in range(num_keys)]
-        self.symbols += [word_symbol(i) for i in range(32)]
+    def __init__(self, num_words: int = 256) -> None:
+        self.symbols = ["<unk>", "<s>", "</s>", "<pad>"] + [word_symbol(i) for i in range(num_words)]
         self.vocab_size = len(self.symbols)
         self.ids = {s: i for i, s in enumerate(self.symbols)}
 
@@ -77,37 +71,37 @@ class WordTokenizer:
         return " ".join(self.symbols[i] if i else " ⁇ " for i in ids)
 
 
-def source(labels: str = "true", num_keys: int = K, **corpus: int) -> LatentTopicsSource:
-    context = SourceContext(teacher=None, sae=None, layer=0, tokenizer=WordTokenizer(num_keys),
-                            corpus=LatentTopicsCorpus(LatentTopicsConfig(**corpus)))
-    return LatentTopicsSource(LatentTopicsSourceConfig(labels=labels), context)
+# K=8 and arity 2 (the sum of two classes) throughout; the corpus's own defaults differ.
+RULE = {"num_topics": K, "arity": 2}
+CORPUS = {**RULE, "num_words": 256, "topic_words": 16}
 
 
-def encode_docs(tokenizer: WordTokenizer, texts: list[str]) -> torch.Tensor:
-    ids: list[int] = []
-    for text in texts:
-        ids += tokenizer.encode(text) + [EOS]
-    return torch.tensor([ids])
+def source(labels: str = "true", num_words: int = 256, **corpus: int) -> LatentTopicsSource:
+    context = SourceContext(teacher=None, sae=None, layer=0, tokenizer=WordTokenizer(num_words),
+                            corpus=LatentTopicsCorpus(LatentTopicsConfig(**{**CORPUS, **corpus})))
+    return LatentTopicsSource(LatentTopicsSourceConfig(labels=labels, **RULE), context)
 
 
-def test_source_labels_generated_documents_with_their_topic() -> None:
+def test_source_labels_generated_documents_with_the_topic_of_each_next_word() -> None:
     src = source()
-    corpus = LatentTopicsCorpus(LatentTopicsConfig(train_tokens=300))
-    texts = [doc.text for doc in corpus.documents("train")]
-    tokens = encode_docs(WordTokenizer(), ["w1", *texts])  # a first doc without header
-    labels = src.targets(tokens).labels
-    assert labels is not None and labels.shape == (*tokens.shape, 1)
-    position = 2  # after "w1 EOS"
-    for text in texts:
-        symbols = text.split()
-        topic = topic_of([int(s[1:]) for s in symbols[:2]], K)
-        got = labels[0, position : position + len(symbols), 0].tolist()
-        assert got == [UNK] + [topic] * (len(symbols) - 1), text
-        position += len(symbols) + 1
+    tokenizer = WordTokenizer()
+    corpus = LatentTopicsCorpus(LatentTopicsConfig(**CORPUS, train_tokens=400))
+    docs = [doc.text for doc in corpus.documents("train")]
+    ids: list[int] = []
+    for text in docs:
+        ids += tokenizer.encode(text) + [EOS]
+    labels = src.targets(torch.tensor([ids])).labels
+    assert labels is not None and labels.shape == (1, len(ids), 1)
+    position = 0
+    for text in docs:
+        words = [int(s[1:]) for s in text.split()]
+        got = labels[0, position : position + len(words), 0].tolist()
+        assert got == [UNK] + [topic_of(words[t - 1 : t + 1], K) for t in range(1, len(words))]
+        position += len(words) + 1  # and the EOS
     assert src.num_concepts == K + 1
 
 
-def test_random_labels_are_fixed_per_window_and_carry_no_topic() -> None:
+def test_random_labels_are_fixed_per_window_and_ignore_the_text() -> None:
     src = source(labels="random")
     tokens = torch.zeros((2, 64), dtype=torch.long)
     first = src.targets(tokens, sample_index=torch.tensor([4, 5])).labels
@@ -122,20 +116,20 @@ def test_random_labels_are_fixed_per_window_and_carry_no_topic() -> None:
 
 def test_the_source_refuses_a_rule_other_than_the_corpus() -> None:
     context = SourceContext(teacher=None, sae=None, layer=0, tokenizer=WordTokenizer(),
-                            corpus=LatentTopicsCorpus(LatentTopicsConfig(key_arity=3)))
-    with pytest.raises(CocomixError, match="concepts.key_arity=2 but data.key_arity=3"):
-        LatentTopicsSource(LatentTopicsSourceConfig(), context)
+                            corpus=LatentTopicsCorpus(LatentTopicsConfig(**{**CORPUS, "arity": 3})))
+    with pytest.raises(CocomixError, match="concepts.arity=2 but data.arity=3"):
+        LatentTopicsSource(LatentTopicsSourceConfig(**RULE), context)
 
 
-def test_the_source_refuses_a_tokenizer_that_does_not_know_the_keys() -> None:
+def test_the_source_refuses_a_tokenizer_that_does_not_know_the_words() -> None:
     with pytest.raises(CocomixError, match="tokenizer.model_type=word"):
-        source(num_keys=4)
+        source(num_words=100)
 
 
 def test_the_source_refuses_another_corpus() -> None:
     class English:
         name = "pd_english"
-        config = replace(LatentTopicsConfig())
+        config = LatentTopicsConfig(**CORPUS)
 
     context = SourceContext(teacher=None, sae=None, layer=0, tokenizer=WordTokenizer(), corpus=English())
     with pytest.raises(CocomixError, match="set data=latent_topics"):

@@ -1,16 +1,17 @@
-"""``teacher_strength`` report: each teacher-guided arm against NTP at the same budget, as a
-function of how good the teacher is (``study/teacher_strength``).
+"""Reports that compare each arm with NTP run by run (``reports: [paired_vs_ntp]`` and
+``reports: [teacher_strength]``).
 
-Every run is described by what its folder says, never by its arm name: the method (objective,
-and the mixer for concept objectives), the budget (``steps``) and the teacher (``artifacts.json``
--> the teacher's run folder -> its last validation loss). NTP runs of the same budget are the
-baseline. Differences are paired by seed (a seed fixes the data order in every arm, so the pair
-shares its batches) and reported as mean ± std over seeds; "tokens to reach" interpolates the arm's
-seed-mean curve at NTP's final seed-mean loss, as ``compare`` does.
+- ``paired_vs_ntp``: per arm, its final validation loss minus that of the NTP run with the same
+  seed, budget (``steps``) and data, as mean ± std over seeds; a seed fixes the data order in
+  every arm, so each pair shares its batches and the difference is free of data-order noise.
+  "Tokens to reach" interpolates the arm's seed-mean curve at that NTP's final seed-mean loss, as
+  ``compare`` does.
+- ``teacher_strength`` (``study/teacher_strength``): the same rows, plus a plot of arm - NTP
+  against the teacher's own validation loss, one panel per budget, seed band ± one std.
 
-Writes ``teacher_strength.json``, ``teacher_strength.md`` and ``teacher_strength.png`` (one
-panel per budget: arm - NTP final validation loss against the teacher's validation loss, seed
-band = ± one std).
+A run's method (objective, and the mixer for concept objectives), budget, data and teacher are
+read from its folder (``config.yaml``; ``artifacts.json`` -> the teacher's run folder -> its last
+validation loss), never parsed from arm names; an arm is the unit that is averaged over seeds.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class RunPoint:
     seed: int
     method: str
     budget: int
+    data: str
+    """The run's data options (JSON): NTP baselines are paired only with runs on the same data."""
     teacher: str
     """The teacher's run folder ('' for runs without a teacher)."""
     final_loss: float
@@ -56,7 +59,8 @@ def describe(path: Path) -> RunPoint:
     if not valid:
         raise CocomixError(f"{path}/metrics/valid.jsonl has no validation loss")
     teacher = str(read_artifacts(path).get("teacher", ""))
-    return RunPoint(path, info.arm, info.seed, _method(config), int(config["steps"]), teacher,
+    data = json.dumps(config.get("data"), sort_keys=True)
+    return RunPoint(path, info.arm, info.seed, _method(config), int(config["steps"]), data, teacher,
                     float(valid[-1]["Loss"]))
 
 
@@ -77,20 +81,31 @@ def _fmt(mean: float, std: float, seeds: int) -> str:
 
 
 def compare_to_baseline(points: list[RunPoint]) -> list[dict[str, Any]]:
-    """One row per (budget, method, teacher): paired differences to NTP and tokens to reach."""
-    baseline = {(p.budget, p.seed): p for p in points if p.method == BASELINE_METHOD}
-    groups: dict[tuple[int, str, str], list[RunPoint]] = defaultdict(list)
+    """One row per non-NTP arm: paired differences to NTP and tokens to reach its final loss."""
+    baseline: dict[tuple[int, str, int], RunPoint] = {}
+    for p in points:
+        if p.method == BASELINE_METHOD:
+            key = (p.budget, p.data, p.seed)
+            if key in baseline:
+                raise CocomixError(
+                    f"two {BASELINE_METHOD} runs share seed {p.seed}, steps={p.budget} and data "
+                    f"({baseline[key].path}, {p.path}); keep one per seed"
+                )
+            baseline[key] = p
+    groups: dict[str, list[RunPoint]] = defaultdict(list)
     for p in points:
         if p.method != BASELINE_METHOD:
-            groups[(p.budget, p.method, p.teacher)].append(p)
+            groups[p.arm].append(p)
     rows = []
-    for (budget, method, teacher), members in sorted(groups.items()):
-        paired = [(m, baseline.get((budget, m.seed))) for m in members]
+    for arm, members in groups.items():
+        budget, method, teacher = members[0].budget, members[0].method, members[0].teacher
+        paired = [(m, baseline.get((m.budget, m.data, m.seed))) for m in members]
         missing = [m.seed for m, b in paired if b is None]
         if missing:
             raise CocomixError(
-                f"no {BASELINE_METHOD} run with steps={budget} for seed(s) {missing}; the "
-                f"comparison pairs every run with the NTP run of its seed and budget"
+                f"arm {arm!r}: no {BASELINE_METHOD} run with steps={budget} on the same data for "
+                f"seed(s) {missing}; the comparison pairs every run with the NTP run of its seed, "
+                f"budget and data"
             )
         deltas = [m.final_loss - b.final_loss for m, b in paired if b is not None]
         base_runs = [b for _, b in paired if b is not None]
@@ -101,7 +116,7 @@ def compare_to_baseline(points: list[RunPoint]) -> list[dict[str, Any]]:
         delta_mean, delta_std = _mean_std(deltas)
         loss_mean, loss_std = _mean_std([m.final_loss for m in members])
         rows.append({
-            "budget": budget, "method": method, "arm": members[0].arm,
+            "budget": budget, "method": method, "arm": arm,
             "teacher": teacher, "teacher_valid_loss": teacher_valid_loss(teacher) if teacher else None,
             "seeds": sorted(m.seed for m in members), "valid_loss_mean": loss_mean,
             "valid_loss_std": loss_std, "ntp_valid_loss_mean": _mean_std([b.final_loss for b in base_runs])[0],
@@ -112,8 +127,8 @@ def compare_to_baseline(points: list[RunPoint]) -> list[dict[str, Any]]:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| steps | method | teacher valid loss | seeds | valid loss | NTP valid loss | "
-             "arm - NTP (paired) | tokens to NTP's final loss |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| arm | steps | method | teacher valid loss | seeds | valid loss | NTP valid loss | "
+             "arm - NTP (paired) | tokens to NTP's final loss |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         seeds = len(r["seeds"])
         tokens = ("not reached" if r["tokens_to_reach_ntp"] is None else
@@ -121,7 +136,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
         teacher = "-" if r["teacher_valid_loss"] is None else f"{r['teacher_valid_loss']:.3f}"
         loss = (f"{r['valid_loss_mean']:.4f}" if seeds == 1 else
                 f"{r['valid_loss_mean']:.4f} ± {r['valid_loss_std']:.4f}")
-        lines.append(f"| {r['budget']} | {r['method']} | {teacher} | {seeds} | {loss} | "
+        lines.append(f"| {r['arm']} | {r['budget']} | {r['method']} | {teacher} | {seeds} | {loss} | "
                      f"{r['ntp_valid_loss_mean']:.4f} | {_fmt(r['delta_mean'], r['delta_std'], seeds)} | "
                      f"{tokens} |")
     return "\n".join(lines)
@@ -164,11 +179,27 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def teacher_strength(runs: list[Path], out_dir: Path) -> str:
-    """The report (``reports: [teacher_strength]``); returns its markdown."""
+def _rows(runs: list[Path], name: str) -> list[dict[str, Any]]:
     rows = compare_to_baseline([describe(run) for run in runs])
     if not rows:
-        raise CocomixError("teacher_strength needs teacher-guided arms besides NTP")
+        raise CocomixError(f"{name} needs arms besides {BASELINE_METHOD}")
+    return rows
+
+
+def paired_vs_ntp(runs: list[Path], out_dir: Path) -> str:
+    """The report ``reports: [paired_vs_ntp]``: writes ``paired_vs_ntp.json/.md``."""
+    rows = _rows(runs, "paired_vs_ntp")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "paired_vs_ntp.json").write_text(json.dumps(rows, indent=2) + "\n")
+    text = ("## Each arm against NTP (same seed, budget and data; paired by seed)\n\n"
+            + _table(rows) + "\n")
+    (out_dir / "paired_vs_ntp.md").write_text(text)
+    return text
+
+
+def teacher_strength(runs: list[Path], out_dir: Path) -> str:
+    """The report ``reports: [teacher_strength]``: writes ``teacher_strength.json/.md/.png``."""
+    rows = _rows(runs, "teacher_strength")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "teacher_strength.json").write_text(json.dumps(rows, indent=2) + "\n")
     _plot(rows, out_dir / "teacher_strength.png")
@@ -178,4 +209,4 @@ def teacher_strength(runs: list[Path], out_dir: Path) -> str:
     return text
 
 
-__all__ = ["compare_to_baseline", "describe", "teacher_strength"]
+__all__ = ["compare_to_baseline", "describe", "paired_vs_ntp", "teacher_strength"]

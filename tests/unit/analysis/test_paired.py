@@ -1,4 +1,4 @@
-"""The teacher_strength report: arms paired with NTP by seed and budget, x = teacher strength."""
+"""The paired reports: arms paired with NTP by seed, budget and data; x = teacher strength."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cocomix.analysis.teacher_strength import teacher_strength
+from cocomix.analysis.paired import paired_vs_ntp, teacher_strength
 from cocomix.registry import CocomixError
 
 
@@ -50,11 +50,38 @@ def test_rows_pair_each_arm_with_ntp_of_the_same_seed(study: tuple[Path, list[Pa
     assert strong["tokens_to_reach_ntp"] == pytest.approx(15 * 512)
     assert weak["tokens_to_reach_ntp"] is None
     assert (tmp_path / "out" / "teacher_strength.png").stat().st_size > 0
-    assert "| 20 | kd | 5.000 | 2 |" in text and "not reached" in text
+    assert "| kd_strong_20 | 20 | kd | 5.000 | 2 |" in text and "not reached" in text
 
 
 def test_an_arm_without_its_ntp_seed_is_refused(study: tuple[Path, list[Path]], tmp_path: Path) -> None:
     _, runs = study
     without_ntp_seed1 = [r for r in runs if not (r.parent.name == "ntp_20" and r.name == "seed1")]
-    with pytest.raises(CocomixError, match=r"no ntp run with steps=20 for seed\(s\) \[1\]"):
+    with pytest.raises(CocomixError, match=r"no ntp run with steps=20 on the same data for seed\(s\) \[1\]"):
         teacher_strength(without_ntp_seed1, tmp_path / "out")
+
+
+def test_ntp_on_other_data_is_not_a_baseline(tmp_path: Path, fake_run: Callable[..., Path]) -> None:
+    root = tmp_path / "runs" / "study" / "positive_control"
+    easy = {"steps": 20, "data": {"name": "latent_topics", "arity": 1}}
+    hard = {"steps": 20, "data": {"name": "latent_topics", "arity": 2}}
+    concept = {"objective": {"name": "cocomix"}, "mixer": {"name": "add"}}
+    runs = [fake_run(root / "ntp" / "seed0", [5.1, 5.0], config_extra=hard),
+            fake_run(root / "ntp_easy" / "seed0", [4.0, 3.9], config_extra=easy),
+            fake_run(root / "true_add" / "seed0", [4.6, 4.2], config_extra={**hard, **concept}),
+            fake_run(root / "random_add" / "seed0", [5.2, 5.1], config_extra={**hard, **concept}),
+            fake_run(root / "true_add_easy" / "seed0", [4.0, 3.95], config_extra={**easy, **concept})]
+    text = paired_vs_ntp(runs, tmp_path / "out")
+    rows = {r["arm"]: r for r in json.loads((tmp_path / "out" / "paired_vs_ntp.json").read_text())}
+    assert rows["true_add"]["deltas"] == pytest.approx([-0.8])  # against ntp, not ntp_easy
+    assert rows["random_add"]["deltas"] == pytest.approx([0.1])  # same method, its own row
+    assert rows["true_add_easy"]["deltas"] == pytest.approx([0.05])  # against ntp_easy
+    assert "| true_add | 20 | cocomix/add | - | 1 | 4.2000 | 5.0000 | -0.8000 |" in text
+
+
+def test_two_ntp_runs_for_one_seed_are_refused(tmp_path: Path, fake_run: Callable[..., Path]) -> None:
+    root = tmp_path / "runs" / "study" / "x"
+    runs = [fake_run(root / arm / "seed0", [5.0, 4.9], config_extra={"steps": 20}) for arm in ("a", "b")]
+    runs.append(fake_run(root / "kd" / "seed0", [5.0, 4.8],
+                         config_extra={"steps": 20, "objective": {"name": "kd"}}))
+    with pytest.raises(CocomixError, match="two ntp runs share seed 0"):
+        paired_vs_ntp(runs, tmp_path / "out")
