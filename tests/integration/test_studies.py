@@ -28,13 +28,14 @@ def test_positive_control_trains_every_arm_with_true_and_random_labels(tmp_path:
     for run in runs:
         record = last_record(run.path, "train")
         assert record["Step"] == 4
-        if run.arm != "ntp":
+        if not run.arm.startswith("ntp"):
             assert record["loss_concept"] > 0
         artifacts = json.loads((run.path / "artifacts.json").read_text())
         assert "teacher" not in artifacts and "sae" not in artifacts  # labels need neither
     root = tmp_path / "study" / "positive_control"
     summary = json.loads((root / "summary.json").read_text())
-    assert summary["arms"]["true_add"]["params_active"] < summary["arms"]["ntp"]["params_active"] * 1.01
+    # The 17-way concept head is small next to the model: NTP needs no widening to match it.
+    assert summary["arms"]["true_add"]["params_active"] < summary["arms"]["ntp"]["params_active"] * 1.02
     text = (root / "summary.md").read_text()
     assert "Tokens to reach the final validation loss of baseline 'ntp'" in text
     rows = {r["arm"]: r for r in json.loads((root / "paired_vs_ntp.json").read_text())}
