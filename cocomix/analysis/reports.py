@@ -95,9 +95,16 @@ def _teacher_strength(runs: list[Path], out_dir: Path) -> str:
     return teacher_strength(runs, out_dir)
 
 
+def _sae_quality(runs: list[Path], out_dir: Path) -> str:
+    from cocomix.analysis.sae_quality import sae_quality
+
+    return sae_quality(runs, out_dir)
+
+
 REPORTS: dict[str, Report] = {
     "compression_weights": compression_weights,
     "paired_vs_ntp": _paired_vs_ntp,
+    "sae_quality": _sae_quality,
     "teacher_strength": _teacher_strength,
 }
 
