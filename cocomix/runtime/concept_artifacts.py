@@ -10,6 +10,8 @@ the same teacher reuses them and a half-written one is never read.
 from __future__ import annotations
 
 import json
+import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from cocomix.registry import CocomixError
 from cocomix.runtime.artifacts import DataArtifacts
 from cocomix.runtime.checkpoint import checkpoint_steps, load_trained_lm
 from cocomix.runtime.compose import ComposedRecipe
+from cocomix.runtime.run_lock import RunLock
 from cocomix.runtime.schema import RESUME_NEUTRAL_KEYS
 from cocomix.runtime.teacher import (
     CocoLMTeacher,
@@ -115,8 +118,14 @@ def _produce_teacher(composed: ComposedRecipe, cache_dir: Path) -> tuple[Path, s
     target = int(teacher_recipe.cfg.steps)
     steps = checkpoint_steps(run_dir)
     if not steps or steps[-1] < target:
-        print(f"teacher: training {spec.recipe} into {run_dir}")
-        train_lm(teacher_recipe, run_dir, cache_dir)
+        # Runs that need the same teacher at once wait for the one that trains it. Under torchrun
+        # only rank 0 locks: the other ranks train with it (they would deadlock waiting on it).
+        owner = os.environ.get("RANK", "0") == "0"
+        with RunLock(run_dir, wait=True, what="teacher") if owner else nullcontext():
+            steps = checkpoint_steps(run_dir)
+            if not steps or steps[-1] < target:
+                print(f"teacher: training {spec.recipe} into {run_dir}")
+                train_lm(teacher_recipe, run_dir, cache_dir)
     return run_dir, identity
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from cocomix.runtime.compose import (
     list_recipes,
     override_applies,
 )
+from cocomix.runtime.run_lock import RunLock
 from cocomix.runtime.rundir import RunDir
 
 MAIN_ARM = "main"
@@ -111,22 +113,12 @@ def run_recipe(recipe: str, overrides: list[str], runs_dir: Path) -> list[RunDir
         raise CocomixError(f"baseline_arm={baseline!r} is not among the arms to run "
                            f"{sorted({plan.arm for plan in plans})}; name one of them or leave it empty")
     done = []
+    # torchrun sets RANK in every process it starts; rank 0 owns (locks, checks, writes) folders.
+    owner = os.environ.get("RANK", "0") == "0"
     for plan in plans:
         run_dir = RunDir.of(runs_dir, recipe, plan.arm, plan.seed)
-        label = f"[{plan.arm}/seed{plan.seed}]"
-        # torchrun sets RANK in every process it starts; rank 0 checks and writes the folder.
-        resuming = run_dir.prepare(plan.composed.resolved(), owner=os.environ.get("RANK", "0") == "0")
-        target = int(plan.composed.cfg.stop_at or plan.composed.cfg.steps)
-        last = run_dir.last_checkpoint_step()
-        if plan.composed.cfg.task == "lm" and last is not None and last >= target:
-            print(f"{label} already at step {last}; nothing to do")
-            done.append(run_dir)
-            continue
-        if resuming:
-            print(f"{label} resuming from step {last} in {run_dir.path}")
-        start = time.perf_counter()
-        run_task(plan.composed, run_dir.path, artifact_dir(runs_dir))
-        print(f"{label} done in {time.perf_counter() - start:.0f}s: {run_dir.path}")
+        with RunLock(run_dir.path) if owner else nullcontext():
+            _run_one(plan, run_dir, artifact_dir(runs_dir), owner=owner)
         done.append(run_dir)
     top = plans[0].composed.cfg
     if len(plans) > 1 or top.reports:
@@ -142,6 +134,22 @@ def run_recipe(recipe: str, overrides: list[str], runs_dir: Path) -> list[RunDir
         atomic_write_text(summary_md, summary_md.read_text() + "\n" + report)
         print(report)
     return done
+
+
+def _run_one(plan: PlannedRun, run_dir: RunDir, cache_dir: Path, *, owner: bool) -> None:
+    """Train one (arm, seed) into its folder, or say that it is already done."""
+    label = f"[{plan.arm}/seed{plan.seed}]"
+    resuming = run_dir.prepare(plan.composed.resolved(), owner=owner)
+    target = int(plan.composed.cfg.stop_at or plan.composed.cfg.steps)
+    last = run_dir.last_checkpoint_step()
+    if plan.composed.cfg.task == "lm" and last is not None and last >= target:
+        print(f"{label} already at step {last}; nothing to do")
+        return
+    if resuming:
+        print(f"{label} resuming from step {last} in {run_dir.path}")
+    start = time.perf_counter()
+    run_task(plan.composed, run_dir.path, cache_dir)
+    print(f"{label} done in {time.perf_counter() - start:.0f}s: {run_dir.path}")
 
 
 def run_task(composed: ComposedRecipe, run_dir: Path, cache_dir: Path) -> None:

@@ -39,3 +39,37 @@ def test_bad_input_is_one_line_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
     missing = run_cli("no/such_recipe")
     assert missing.returncode == 2 and "unknown recipe" in missing.stderr
+
+
+def test_a_second_launch_into_a_running_folder_fails_at_once_and_leaves_the_first_whole(
+    tmp_path: Path, artifact_cache: Path
+) -> None:
+    import json
+    import os
+    import time
+
+    from test_concepts_training import SMALL_LM
+
+    small = [o for o in SMALL_LM if not o.startswith(("checkpoint_every", "validate_every"))]
+    args = ["pretrain/ntp", "--runs-dir", str(tmp_path / "runs"), *small, "steps=4",
+            "checkpoint_every=2", "validate_every=2", "summary_test_tokens=0", "plugins=[pause_plugin]"]
+    flag = tmp_path / "go"
+    env = {**os.environ, "COCOMIX_ARTIFACTS": str(artifact_cache), "COCOMIX_TEST_PAUSE_UNTIL": str(flag),
+           "PYTHONPATH": str(Path(__file__).parent)}
+    first = subprocess.Popen([sys.executable, "-m", "recipes.run", *args, "train.lr=2e-3"],
+                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not Path(f"{flag}.started").exists():  # the first run is inside its first step
+        assert first.poll() is None and time.monotonic() < deadline, first.stderr.read() if first.stderr else ""
+        time.sleep(0.1)
+    second = subprocess.run([sys.executable, "-m", "recipes.run", *args, "train.lr=1e-3"], cwd=REPO,
+                            env=env, capture_output=True, text=True)
+    flag.touch()
+    assert first.wait(timeout=300) == 0, first.stderr.read() if first.stderr else ""
+    run = tmp_path / "runs" / "pretrain" / "ntp" / "main" / "seed22"
+    assert second.returncode == 2
+    assert second.stderr.startswith(f"error: {run} is in use by pid {first.pid} (")
+    assert second.stderr.strip().count("\n") == 0 and "Traceback" not in second.stderr
+    assert "lr: 0.002" in (run / "config.yaml").read_text()  # the first run's config, untouched
+    steps = [json.loads(line)["Step"] for line in (run / "metrics" / "valid.jsonl").read_text().splitlines()]
+    assert steps == [2, 4]  # one run's metrics, not two interleaved
