@@ -3,8 +3,10 @@
 A folder holds the resolved `config.yaml`, `env.json` (versions, git revision of the invocation
 that started it; later ones are appended to `env_history.jsonl`), TensorBoard events
 under `tb/`, fairseq2's JSONL metrics under `metrics/`, logs and `checkpoints/`. Running the same
-command again resumes; running a different config into a folder that has one is refused, so a
-resumed run is always the same experiment.
+command again resumes; running a different config into a folder that has checkpoints is refused,
+so a resumed run is always the same experiment. A folder is trusted only whole: checkpoints
+without a `config.yaml` are refused, and the config of an attempt that saved no checkpoint is
+replaced rather than blocking the corrected command.
 """
 
 from __future__ import annotations
@@ -78,15 +80,26 @@ class RunDir:
             ) from None
         if not os.access(self.path, os.W_OK):
             raise CocomixError(f"run folder {self.path} is not writable; pass a writable --runs-dir")
+        has_checkpoint = self.last_checkpoint_step() is not None
         if self.config_file.exists():
             previous = yaml.safe_load(self.config_file.read_text()) or {}
             diff = config_diff(_comparable(previous), _comparable(resolved))
-            if diff:
+            if diff and has_checkpoint:
                 shown = "; ".join(diff[:5]) + ("; ..." if len(diff) > 5 else "")
                 raise CocomixError(
                     f"{self.path} holds a run with a different config ({shown}); "
                     f"to start fresh, delete that folder or pass another --runs-dir"
                 )
+            if diff:
+                # An attempt that failed before its first checkpoint holds nothing to resume:
+                # it must not block the corrected command.
+                print(f"{self.path}: replacing the config of an earlier attempt that saved no checkpoint")
+        elif has_checkpoint:
+            raise CocomixError(
+                f"{self.path} holds checkpoints but no config.yaml, so they cannot be checked "
+                f"against this run; restore its config.yaml to resume it, or delete the folder "
+                f"(or pass another --runs-dir) to start fresh"
+            )
         atomic_write_text(self.config_file, yaml.safe_dump(resolved, sort_keys=False))
         env = environment()
         if (self.path / ENV_FILE).exists():
