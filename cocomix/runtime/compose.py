@@ -59,6 +59,13 @@ class ComposedRecipe:
 def recipe_file(name: str) -> Path:
     name = name.removesuffix(".yaml")
     path = RECIPES_DIR / f"{name}.yaml"
+    # Recipe names also name run folders (runs/<recipe>/...): they stay inside recipes/.
+    inside = path.resolve().is_relative_to(RECIPES_DIR.resolve()) and ".." not in Path(name).parts
+    if not inside or Path(name).is_absolute():
+        raise CocomixError(
+            f"recipe {name!r} is not a name under recipes/ (e.g. pretrain/ntp); "
+            f"list them with --list"
+        )
     if name.split("/")[0] == PRESET_DIR or f"{name}.yaml" in NOT_RECIPES or not path.is_file():
         known = ", ".join(r for r, _ in list_recipes())
         raise CocomixError(f"unknown recipe {name!r}; known recipes: {known}")

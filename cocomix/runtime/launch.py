@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -26,6 +28,8 @@ from cocomix.runtime.run_lock import RunLock
 from cocomix.runtime.rundir import RunDir
 
 MAIN_ARM = "main"
+ARM_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
+"""An arm is a folder under the recipe's: no separators, no leading dot (so no '..')."""
 
 
 @dataclass
@@ -50,8 +54,19 @@ def plan_runs(recipe: str, overrides: list[str]) -> list[PlannedRun]:
         if unknown:
             raise CocomixError(f"only_arms names unknown arm(s) {unknown}; {recipe} has {list(arms)}")
         arms = {a: o for a, o in arms.items() if a in top.cfg.only_arms}
+    for arm in arms:
+        if not ARM_NAME.fullmatch(arm):
+            raise CocomixError(
+                f"arm name {arm!r} of {recipe} is not a plain folder name; use letters, digits, "
+                f"'_', '-' and '.', not starting with '.'"
+            )
     user_seed = any(o.split("=", 1)[0] == "seed" for o in overrides)
     seeds = [int(top.cfg.seed)] if user_seed or not top.cfg.seeds else [int(s) for s in top.cfg.seeds]
+    if len(set(seeds)) < len(seeds):
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        print(f"warning: seeds {repeated} are listed more than once; each (arm, seed) runs once",
+              file=sys.stderr)
+        seeds = list(dict.fromkeys(seeds))
     plans = []
     for arm, arm_overrides in arms.items():
         applicable = overrides

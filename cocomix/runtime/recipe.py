@@ -101,11 +101,12 @@ def model_overrides(
 
 
 def check_schedule(cfg: Any) -> None:
-    steps, stop_at = int(cfg.steps), cfg.stop_at
-    if steps <= 0:
-        raise CocomixError(f"steps={steps}; it must be a positive number of optimizer steps")
-    if stop_at is not None and not 0 < stop_at <= steps:
-        raise CocomixError(f"stop_at={stop_at} must be in 1..steps ({steps})")
+    """Every value by its meaning (``value_rules``), then the schedule's cross-key rules. Also
+    called when a teacher is trained on demand, which has no preflight of its own."""
+    from cocomix.runtime.value_rules import check_values
+
+    check_values(cfg)
+    steps = int(cfg.steps)
     if cfg.train.warmup_steps >= steps:
         raise CocomixError(
             f"train.warmup_steps={cfg.train.warmup_steps} must be below steps={steps}"
@@ -142,7 +143,8 @@ def to_fairseq2_config(
             activation_checkpointing=ActivationCheckpointingConfig(
                 mode="layerwise" if train.activation_checkpointing else "off"
             ),
-            max_grad_norm=float(train.max_grad_norm),
+            # 0 means no clipping (fairseq2's None), not clipping every gradient to zero.
+            max_grad_norm=float(train.max_grad_norm) or None,
         ),
         optimizer=OptimizerSection(
             name="adamw",

@@ -32,6 +32,7 @@ class TrainSchema:
     eps: float = 1e-8
     weight_decay: float = 0.1
     max_grad_norm: float = 1.0
+    """Clip the global gradient norm to this (paper: 1.0); 0 turns clipping off."""
     mixed_precision: str = "auto"
     """off | bf16 | fp16 | auto (bf16 on CUDA, off on CPU, where bf16 is ~20x slower)."""
     data_parallel: str = "ddp"

@@ -154,7 +154,7 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
     ("unknown arch", lambda w: w.ntp("model=gpt5"), "unknown model 'gpt5'; known: gpt2_124m,"),
     ("typo in a key", lambda w: w.into_finished_run(w.ntp("train.lrr=1e-3")), "unknown key 'train.lrr' (from override `train.lrr=1e-3`); check its spelling"),
     ("wrong type", lambda w: w.into_finished_run(w.ntp("steps=ten")), "bad value in `steps=ten`: steps takes an integer"),
-    ("steps <= 0", lambda w: w.into_finished_run(w.ntp("steps=0")), "steps=0; it must be a positive number of optimizer steps"),
+    ("steps <= 0", lambda w: w.into_finished_run(w.ntp("steps=0")), "steps=0 must be a positive number of optimizer steps; fix steps"),
     ("insert layer outside the model", lambda w: w.into_finished_run(w.ntp("model.insert_layer=5")), "model.insert_layer=5 is outside the model (model.num_layers=2): choose 0..2"),
     ("k > number of concepts", lambda w: w.concepts("sae.source=train", "model.concept_topk=200"), "k=200 is larger than the number of concepts (128); lower model.concept_topk"),
     ("K_attr > k", lambda w: w.concepts("sae.source=train", "concepts.k_attr=9"), "K_attr=9 must be in 1..8 (the SAE's sae.k=8); lower concepts.k_attr"),

@@ -1,0 +1,108 @@
+"""Every recipe value is judged by its meaning before anything is built (runtime/value_rules.py)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from dataclasses import replace
+
+import pytest
+from omegaconf import OmegaConf
+from omegaconf.errors import ValidationError
+
+from cocomix.registry import CocomixError
+from cocomix.runtime.builtins import load_builtins
+from cocomix.runtime.compose import ComposedRecipe, compose_recipe
+from cocomix.runtime.launch import dry_run
+from cocomix.runtime.preflight import check_run
+from cocomix.runtime.value_rules import RULES, check_values
+
+BAD = {"a positive": -1, "zero or more": -1, "in [": 1.5, "one of": "nope", "an integer in": -5}
+
+
+def bad_value(meaning: str) -> object:
+    return next(value for prefix, value in BAD.items() if meaning.startswith(prefix))
+
+
+@pytest.fixture(scope="module")
+def ntp() -> ComposedRecipe:
+    load_builtins()
+    return compose_recipe("pretrain/ntp", [])
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.key for r in RULES])
+def test_each_rule_refuses_a_value_against_its_meaning(rule: object, ntp: ComposedRecipe) -> None:
+    cfg = copy.deepcopy(ntp.cfg)
+    value = bad_value(rule.meaning)  # type: ignore[attr-defined]
+    OmegaConf.update(cfg, rule.key, value)  # type: ignore[attr-defined]
+    shown = re.escape(repr(OmegaConf.select(cfg, rule.key)))  # type: ignore[attr-defined]
+    with pytest.raises(CocomixError, match=rf"^{re.escape(rule.key)}={shown} must be .*; fix {rule.key}$"):  # type: ignore[attr-defined]
+        check_values(cfg)
+
+
+def test_the_shipped_recipe_values_pass(ntp: ComposedRecipe) -> None:
+    check_values(ntp.cfg)
+
+
+NUMERIC = [r.key for r in RULES if not r.meaning.startswith("one of")]
+
+
+@pytest.mark.parametrize("key", NUMERIC)
+def test_zero_negative_huge_and_nan_give_a_run_or_one_clear_error(key: str, ntp: ComposedRecipe) -> None:
+    """A property over every numeric key: the preflight passes or says one thing, never raises
+    anything else (a crash inside fairseq2, torch or numpy is what the rules exist to prevent)."""
+    for value in (0, -1, 10**12, 1e30, math.nan):
+        cfg = copy.deepcopy(ntp.cfg)
+        try:
+            OmegaConf.update(cfg, key, value)
+        except ValidationError:
+            continue  # a float into an int key: Hydra refuses it at compose time, with the key
+        try:
+            check_run(replace(ntp, cfg=cfg))
+        except CocomixError as err:
+            assert "\n" not in str(err), str(err)  # the command line prints it as one line
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("validate_every=0", "validate_every=0 must be a positive number of steps"),
+        ("checkpoint_every=0", "checkpoint_every=0 must be a positive number of steps"),
+        ("log_every=0", "log_every=0 must be a positive number of steps"),
+        ("train.grad_accum=0", "train.grad_accum=0 must be a positive number of micro-batches"),
+        ("train.warmup_steps=-5", "train.warmup_steps=-5 must be zero or more"),
+        ("train.lr=-1", "train.lr=-1.0 must be a positive learning rate"),
+        ("train.beta1=1.5", "train.beta1=1.5 must be in [0.0, 1.0)"),
+        ("train.max_grad_norm=-1", "train.max_grad_norm=-1.0 must be zero or more (0 turns clipping off)"),
+        ("seed=-5", "seed=-5 must be an integer in 0..4294967295"),
+        ("train.data_parallel=zero3", "train.data_parallel='zero3' must be one of ddp, fsdp"),
+    ],
+)
+def test_dry_run_refuses_what_used_to_crash_later(override: str, expected: str) -> None:
+    with pytest.raises(CocomixError, match=re.escape(expected)):
+        dry_run("pretrain/ntp", [override])
+
+
+def test_zero_max_grad_norm_turns_clipping_off() -> None:
+    from cocomix.runtime.recipe import to_fairseq2_config
+
+    load_builtins()
+    composed = compose_recipe("pretrain/ntp", ["train.max_grad_norm=0"])
+    assert to_fairseq2_config(composed, 400, {}).trainer.max_grad_norm is None
+    composed = compose_recipe("pretrain/ntp", [])
+    assert to_fairseq2_config(composed, 400, {}).trainer.max_grad_norm == 1.0
+
+
+def test_repeated_seeds_run_once_with_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    from cocomix.runtime.launch import plan_runs
+
+    plans = plan_runs("ablation/add_vs_mix", ["seeds=[0,0,1]", "only_arms=[ntp]"])
+    assert [(p.arm, p.seed) for p in plans] == [("ntp", 0), ("ntp", 1)]
+    assert "warning: seeds [0] are listed more than once" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["../recipes/pretrain/ntp", "pretrain/../../x", "/etc/passwd"])
+def test_recipe_names_stay_inside_recipes(name: str) -> None:
+    with pytest.raises(CocomixError, match="is not a name under recipes/"):
+        compose_recipe(name, [])
