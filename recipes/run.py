@@ -54,7 +54,25 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, launch.RunInterrupted) as stop:
+        if args.debug:
+            raise
+        print(interrupted_line(stop, argv if argv is not None else sys.argv[1:]), file=sys.stderr)
+        return 130
     return 0
+
+
+def interrupted_line(stop: BaseException, argv: list[str]) -> str:
+    """One line for Ctrl-C: where the run stopped and the command that resumes it."""
+    import shlex
+
+    command = "python -m recipes.run " + " ".join(shlex.quote(a) for a in argv)
+    run_dir = getattr(stop, "run_dir", None)
+    if run_dir is None:
+        return "interrupted before any run started; nothing to resume"
+    step = getattr(stop, "last_step", None)
+    where = f"its last checkpoint is step {step}" if step is not None else "it had saved no checkpoint yet"
+    return f"interrupted: {run_dir} stopped ({where}); resume with: {command}"
 
 
 if __name__ == "__main__":

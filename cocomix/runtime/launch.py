@@ -32,6 +32,15 @@ ARM_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
 """An arm is a folder under the recipe's: no separators, no leading dot (so no '..')."""
 
 
+class RunInterrupted(Exception):
+    """Ctrl-C during a run: where it stopped, so the command line can say how to resume."""
+
+    def __init__(self, run_dir: Path, last_step: int | None) -> None:
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
+        self.last_step = last_step
+
+
 @dataclass
 class PlannedRun:
     arm: str
@@ -133,7 +142,10 @@ def run_recipe(recipe: str, overrides: list[str], runs_dir: Path) -> list[RunDir
     for plan in plans:
         run_dir = RunDir.of(runs_dir, recipe, plan.arm, plan.seed)
         with RunLock(run_dir.path) if owner else nullcontext():
-            _run_one(plan, run_dir, artifact_dir(runs_dir), owner=owner)
+            try:
+                _run_one(plan, run_dir, artifact_dir(runs_dir), owner=owner)
+            except KeyboardInterrupt:
+                raise RunInterrupted(run_dir.path, run_dir.last_checkpoint_step()) from None
         done.append(run_dir)
     top = plans[0].composed.cfg
     if len(plans) > 1 or top.reports:
@@ -231,4 +243,4 @@ def listing() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CocomixError", "dry_run", "listing", "plan_runs", "run_recipe"]
+__all__ = ["CocomixError", "RunInterrupted", "dry_run", "listing", "plan_runs", "run_recipe"]

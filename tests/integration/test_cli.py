@@ -73,3 +73,33 @@ def test_a_second_launch_into_a_running_folder_fails_at_once_and_leaves_the_firs
     assert "lr: 0.002" in (run / "config.yaml").read_text()  # the first run's config, untouched
     steps = [json.loads(line)["Step"] for line in (run / "metrics" / "valid.jsonl").read_text().splitlines()]
     assert steps == [2, 4]  # one run's metrics, not two interleaved
+
+
+def test_ctrl_c_prints_where_the_run_stopped_and_how_to_resume(tmp_path: Path, artifact_cache: Path) -> None:
+    import os
+    import signal
+    import time
+
+    from test_concepts_training import SMALL_LM
+
+    small = [o for o in SMALL_LM if not o.startswith(("checkpoint_every", "validate_every"))]
+    args = ["pretrain/ntp", "--runs-dir", str(tmp_path / "runs"), *small, "steps=6",
+            "checkpoint_every=2", "validate_every=2", "summary_test_tokens=0", "plugins=[pause_plugin]"]
+    flag = tmp_path / "never"
+    env = {**os.environ, "COCOMIX_ARTIFACTS": str(artifact_cache), "COCOMIX_TEST_PAUSE_UNTIL": str(flag),
+           "COCOMIX_TEST_PAUSE_AT": "4", "PYTHONPATH": str(Path(__file__).parent)}
+    run = subprocess.Popen([sys.executable, "-m", "recipes.run", *args], cwd=REPO, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not Path(f"{flag}.started").exists():  # paused inside step 4, after step 2's checkpoint
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(2)  # let fairseq2 finish writing step 2's checkpoint in the background
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    folder = tmp_path / "runs" / "pretrain" / "ntp" / "main" / "seed22"
+    assert run.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"interrupted: {folder} stopped (its last checkpoint is step 2); resume with: "
+                           f"python -m recipes.run pretrain/ntp --runs-dir "), last
