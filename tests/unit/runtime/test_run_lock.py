@@ -22,12 +22,14 @@ HOLD = textwrap.dedent("""
     lock.acquire()
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))
+    if sys.argv[3] == "release":
+        lock.release()
 """)
 
 
-def hold(run_dir: Path, seconds: float) -> subprocess.Popen[str]:
-    """Another process holding the folder's lock for ``seconds``."""
-    process = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir), str(seconds)],
+def hold(run_dir: Path, seconds: float, end: str = "exit") -> subprocess.Popen[str]:
+    """Another process holding the folder's lock for ``seconds``, then releasing it or just exiting."""
+    process = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir), str(seconds), end],
                                stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None and process.stdout.readline().strip() == "held"
     return process
@@ -65,3 +67,23 @@ def test_the_same_process_can_take_it_again_after_release(tmp_path: Path) -> Non
     lock.release()
     with RunLock(tmp_path):
         pass
+
+
+def test_a_clean_release_leaves_the_folder_as_it_was(tmp_path: Path) -> None:
+    with RunLock(tmp_path / "run"):
+        assert (tmp_path / "run" / ".lock").exists()
+    assert list((tmp_path / "run").iterdir()) == []
+
+
+def test_a_waiter_behind_a_releasing_holder_holds_the_current_file(tmp_path: Path) -> None:
+    holder = hold(tmp_path, 1.5, end="release")  # removes the file it waited on
+    with RunLock(tmp_path, wait=True):
+        holder.wait()
+        with pytest.raises(CocomixError, match="is in use by pid"):
+            RunLock(tmp_path).acquire()  # a newcomer sees the waiter's lock, not a fresh file
+
+
+def test_an_unwritable_runs_folder_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(CocomixError, match="cannot create the run folder .*; pass a writable --runs-dir"):
+        RunLock(tmp_path / "a_file" / "run").acquire()
