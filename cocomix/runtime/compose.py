@@ -7,7 +7,6 @@ recipe states only its delta from base and still runs tiny on a CPU.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from cocomix.registry import ALL_REGISTRIES, CocomixError, import_plugins
+from cocomix.runtime.compose_errors import check_override_grammar, composition_line, read_recipe_yaml
 from cocomix.runtime.schema import GROUP_KEYS, RecipeSchema
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
@@ -116,11 +116,13 @@ def _plugins_from(path: Path, overrides: list[str]) -> list[str]:
     """Plugins must be imported before composition, so read them from the raw files."""
     plugins: list[str] = []
     for file in (RECIPES_DIR / "base.yaml", path):
-        data = yaml.safe_load(file.read_text()) or {}
+        data = read_recipe_yaml(file, is_recipe=file != RECIPES_DIR / "base.yaml")
         plugins = list(data.get("plugins", plugins) or [])
     for override in overrides:
         if _override_key(override) == "plugins":
-            value = yaml.safe_load(override.split("=", 1)[1])
+            value = yaml.safe_load(override.split("=", 1)[1])  # parsed by Hydra's grammar first
+            if not isinstance(value, list | None):
+                raise CocomixError(f"`{override}` is not a list; write plugins=[module, ...]")
             plugins = list(value or [])
     return plugins
 
@@ -159,7 +161,7 @@ def _compose(path: Path, name: str, overrides: list[str]) -> tuple[DictConfig, d
         try:
             cfg = compose(name, overrides=overrides, return_hydra_config=True)
         except (ConfigCompositionException, MissingConfigException, OmegaConfBaseException) as err:
-            raise CocomixError(_one_line(err, overrides)) from None
+            raise CocomixError(composition_line(err, overrides)) from None
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if k in GROUP_KEYS}
     with open_dict(cfg):
         del cfg["hydra"]
@@ -169,42 +171,12 @@ def _compose(path: Path, name: str, overrides: list[str]) -> tuple[DictConfig, d
     return cfg, choices
 
 
-def _one_line(err: Exception, overrides: list[str]) -> str:
-    """Hydra's messages span lines and talk about its internals; say what to fix instead."""
-    text = str(err)
-    found = re.search(r"Could not find '([^']+)/([^']+)'", text)
-    if found:
-        group, option = found.groups()
-        options = re.findall(r"^\t(\S+)$", text, flags=re.M)
-        return f"unknown {group} {option!r}; known: {', '.join(options)}"
-    found = re.search(r"Could not override '([^']+)'", text) or re.search(
-        r"Could not append to config\. An item is already at '([^']+)'", text
-    )
-    if found:
-        key = found.group(1)
-        return f"unknown key {key!r} (from override `{_find(overrides, key)}`); check its spelling"
-    found = re.search(r"Error merging override (\S+)", text)
-    if found:
-        cause = str(err.__cause__ or "").splitlines()
-        wanted = re.search(r"could not be converted to (\w+)|is not a valid (bool)", cause[0] if cause else "")
-        if wanted:  # a value of the wrong type: say which type the key takes
-            kind = (wanted.group(1) or wanted.group(2)).lower()
-            kind = {"integer": "an integer", "bool": "true or false"}.get(kind, f"a {kind}")
-            return f"bad value in `{found.group(1)}`: {_override_key(found.group(1))} takes {kind}"
-        return f"bad override `{found.group(1)}`: {cause[0] if cause else text.splitlines()[0]}"
-    first = text.splitlines()[0] if text else type(err).__name__
-    return f"recipe composition failed: {first}"
-
-
-def _find(overrides: list[str], key: str) -> str:
-    return next((o for o in overrides if _override_key(o) == key), key)
-
-
 def compose_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> ComposedRecipe:
     """Compose ``recipes/<name>.yaml`` with the preset overlay and the user's overrides."""
     name = name.removesuffix(".yaml")
     path = recipe_file(name)
     user = list(overrides)
+    check_override_grammar(user)
     import_plugins(_plugins_from(path, user))
     register_groups()
 

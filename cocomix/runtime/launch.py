@@ -24,6 +24,7 @@ from cocomix.runtime.compose import (
     list_recipes,
     override_applies,
 )
+from cocomix.runtime.compose_errors import check_override_grammar
 from cocomix.runtime.run_lock import RunLock
 from cocomix.runtime.rundir import RunDir
 
@@ -63,12 +64,13 @@ def plan_runs(recipe: str, overrides: list[str]) -> list[PlannedRun]:
         if unknown:
             raise CocomixError(f"only_arms names unknown arm(s) {unknown}; {recipe} has {list(arms)}")
         arms = {a: o for a, o in arms.items() if a in top.cfg.only_arms}
-    for arm in arms:
+    for arm, arm_overrides in arms.items():
         if not ARM_NAME.fullmatch(arm):
             raise CocomixError(
                 f"arm name {arm!r} of {recipe} is not a plain folder name; use letters, digits, "
                 f"'_', '-' and '.', not starting with '.'"
             )
+        check_override_grammar(arm_overrides, origin=f"arm {arm!r} of recipes/{recipe}.yaml: override")
     user_seed = any(o.split("=", 1)[0] == "seed" for o in overrides)
     seeds = [int(top.cfg.seed)] if user_seed or not top.cfg.seeds else [int(s) for s in top.cfg.seeds]
     if len(set(seeds)) < len(seeds):
