@@ -111,6 +111,9 @@ class Registry(Generic[T]):
                 f"rename one of them"
             )
         self._entries[name] = Entry(name, factory, config_cls, module, defaults)
+        if isinstance(factory, type) and hasattr(factory, "registered_name"):
+            # Set on the class itself, so a registered subclass does not report its parent's name.
+            factory.registered_name = name  # type: ignore[attr-defined]
 
     def get(self, name: str) -> Entry[T]:
         try:
@@ -178,4 +181,26 @@ def import_plugins(modules: list[str] | tuple[str, ...]) -> None:
                     f"plugin module {module!r} not found; check `plugins:` in the recipe and that "
                     f"the module is importable (on PYTHONPATH or installed)"
                 ) from None
-            raise
+            raise CocomixError(
+                f"plugin module {module!r} imports {err.name!r}, which is not installed; install "
+                f"it or remove the plugin from `plugins:`"
+            ) from err
+        except CocomixError:
+            raise  # already says which registration is wrong (e.g. a name registered twice)
+        except SyntaxError as err:
+            raise CocomixError(
+                f"plugin module {module!r} has a syntax error at {err.filename}:{err.lineno} "
+                f"({err.msg}); fix that line"
+            ) from err
+        except Exception as err:  # noqa: BLE001 (any failure of user code at import time)
+            raise CocomixError(
+                f"plugin module {module!r} failed while importing: {type(err).__name__}: {err} "
+                f"(at {_innermost_frame(err)}); fix the plugin (--debug shows the traceback)"
+            ) from err
+
+
+def _innermost_frame(err: BaseException) -> str:
+    import traceback
+
+    frames = traceback.extract_tb(err.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"

@@ -83,7 +83,8 @@ class Objective(nn.Module, abc.ABC):
     # -- helpers for factories -----------------------------------------------------------------
 
     registered_name: str = ""
-    """The name this class is registered under, for error messages ("objective=kd ...")."""
+    """The name this class is registered under, for error messages ("objective=kd ..."); set by
+    the registry when the class is registered."""
 
     @classmethod
     def objective_name(cls) -> str:

@@ -25,7 +25,6 @@ class CoCoMixConfig:
 
 @OBJECTIVES.register("cocomix", CoCoMixConfig)
 class CoCoMix(Objective):
-    registered_name = "cocomix"
     metric_names = ("loss_lm", "loss_concept", "concept_acc")
     requires_concept_head = True
     requires_concept_source = True

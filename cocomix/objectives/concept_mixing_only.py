@@ -27,7 +27,6 @@ class ConceptMixingOnlyConfig:
 
 @OBJECTIVES.register("concept_mixing_only", ConceptMixingOnlyConfig)
 class ConceptMixingOnly(Objective):
-    registered_name = "concept_mixing_only"
     metric_names = ("loss_lm",)
     requires_concept_head = True
     requires_concept_source = False

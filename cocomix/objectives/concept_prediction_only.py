@@ -27,7 +27,6 @@ class ConceptPredictionOnlyConfig(CoCoMixConfig):
 
 @OBJECTIVES.register("concept_prediction_only", ConceptPredictionOnlyConfig)
 class ConceptPredictionOnly(CoCoMix):
-    registered_name = "concept_prediction_only"
     implied_mixer = "none"
     requires_concept_compressor = False
 

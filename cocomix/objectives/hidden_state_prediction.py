@@ -39,7 +39,6 @@ class HiddenStatePredictionConfig:
 
 @OBJECTIVES.register("hidden_state_prediction", HiddenStatePredictionConfig)
 class HiddenStatePrediction(Objective):
-    registered_name = "hidden_state_prediction"
     metric_names = ("loss_lm", "loss_hidden")
     requires_concept_head = True
     requires_concept_source = True

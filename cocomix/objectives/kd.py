@@ -59,7 +59,6 @@ def require_teacher(name: str, context: ObjectiveContext) -> TeacherLM:
 
 @OBJECTIVES.register("kd", KDConfig)
 class KnowledgeDistillation(Objective):
-    registered_name = "kd"
     metric_names = ("loss_lm", "loss_kd")
     requires_teacher = True
 

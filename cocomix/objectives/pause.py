@@ -29,7 +29,6 @@ class PauseConfig(NtpConfig):
 class PauseNTP(NextTokenPrediction):
     """NTP + Pause: next-token prediction on a model with the pause mixer."""
 
-    registered_name = "pause"
     implied_mixer = "pause"
 
     def __init__(self, config: PauseConfig, context: ObjectiveContext | None = None) -> None:
@@ -47,7 +46,6 @@ class KDPauseConfig(KDConfig):
 class KDPause(KnowledgeDistillation):
     """KD + Pause: the KD loss on a model with the pause mixer."""
 
-    registered_name = "kd_pause"
     implied_mixer = "pause"
 
 

@@ -18,7 +18,7 @@ from torch.optim import Optimizer
 from cocomix.objectives.base import Objective
 from cocomix.objectives.terms import next_token_loss
 from cocomix.registry import CocomixError
-from cocomix.types import ModelOutput, TokenBatch
+from cocomix.types import LossOutput, ModelOutput, TokenBatch
 
 
 class DataParallelLM:
@@ -65,6 +65,7 @@ class ObjectiveTrainUnit(TrainUnit[SequenceBatch]):
         self._accumulate = accumulate
         self._step_nr = 0
         self._losses: list[Tensor] = []
+        self._contract_checked = False
 
     def set_step_nr(self, step_nr: int) -> None:
         self._step_nr = step_nr
@@ -125,7 +126,11 @@ class ObjectiveTrainUnit(TrainUnit[SequenceBatch]):
         _add_sums(metric_bag)
 
     def process_batch(self, batch: SequenceBatch, metric_bag: MetricBag) -> tuple[Tensor, None]:
-        out = self._objective.compute(self._lm, token_batch(batch))
+        if self._contract_checked:
+            out = self._objective.compute(self._lm, token_batch(batch))
+        else:  # the first batch names a plugin objective that breaks its contract
+            out = checked_objective_output(self._objective, self._lm, token_batch(batch))
+            self._contract_checked = True
         self._check_finite(out.loss)
         with torch.no_grad():
             n = out.num_targets
@@ -136,6 +141,48 @@ class ObjectiveTrainUnit(TrainUnit[SequenceBatch]):
             metric_bag.get("total_num_elements", Sum).update(torch.tensor(n))
         # A mean over equal-sized micro-batches: the trainer divides by the accumulation count.
         return out.loss, None
+
+
+def checked_objective_output(objective: Objective, lm: DataParallelLM, batch: TokenBatch) -> LossOutput:
+    """``objective.compute`` on one batch, with any breach of its contract (``LossOutput``: a
+    scalar floating loss attached to the graph, a positive target count, declared metrics) as one
+    line naming the objective, instead of a failure deep inside torch or fairseq2's trainer."""
+    name = f"objective {objective.objective_name()!r} ({type(objective).__module__}.{type(objective).__qualname__})"
+    try:
+        out = objective.compute(lm, batch)
+    except CocomixError:
+        raise
+    except Exception as err:  # noqa: BLE001 (user code: say whose code failed and where)
+        import traceback
+
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        raise CocomixError(f"{name} raised {type(err).__name__}: {err} (at {frame.filename}:"
+                           f"{frame.lineno}) on the first batch; fix its compute()") from err
+    problem = _contract_problem(objective, out)
+    if problem:
+        raise CocomixError(f"{name}: compute() {problem}; it must return LossOutput(loss=<scalar "
+                           f"tensor with grad>, num_targets=<int > 0>, metrics={{declared name: tensor}})")
+    return out
+
+
+def _contract_problem(objective: Objective, out: object) -> str | None:
+    if not isinstance(out, LossOutput):
+        return f"returned {type(out).__name__}, not LossOutput"
+    loss = out.loss
+    if not isinstance(loss, Tensor):
+        return f"returned a loss of type {type(loss).__name__}, not a tensor"
+    if loss.ndim != 0:
+        return f"returned a loss of shape {tuple(loss.shape)}, not a scalar (take the mean)"
+    if not loss.is_floating_point():
+        return f"returned a {loss.dtype} loss, not a floating-point one"
+    if not loss.requires_grad:
+        return "returned a loss detached from the model (no gradient would reach the weights)"
+    if not isinstance(out.num_targets, int) or isinstance(out.num_targets, bool) or out.num_targets <= 0:
+        return f"returned num_targets={out.num_targets!r}, not a positive int"
+    undeclared = sorted(set(out.metrics) - set(objective.metric_names))
+    if undeclared:
+        return f"returned metrics {undeclared} that metric_names does not declare"
+    return None
 
 
 class ValidationUnit(EvalUnit[SequenceBatch]):
