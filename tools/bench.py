@@ -192,11 +192,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--rounds", type=int, help="timed rounds of the interleaved steps")
     parser.add_argument("--steps", type=int, help="optimizer steps of the full-runtime run")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
-    # Reuse the repository's artifact cache (tokenizer, shards) unless told otherwise.
-    os.environ.setdefault("COCOMIX_ARTIFACTS", str(REPO / "runs" / "_artifacts"))
+    from cocomix.eval.cli import run_tool
+
+    return run_tool(lambda: body(args), debug=args.debug)
+
+
+def body(args: argparse.Namespace) -> int:
+    from cocomix.eval.cli import check_output_file
     from cocomix.runtime.builtins import load_builtins
 
+    check_output_file(args.json, "--json")
+    # Reuse the repository's artifact cache (tokenizer, shards) unless told otherwise.
+    os.environ.setdefault("COCOMIX_ARTIFACTS", str(REPO / "runs" / "_artifacts"))
     load_builtins()
     result = run(args.size, args.rounds, args.steps)
     print(table(result))

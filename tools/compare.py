@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from a checkout
 
-from cocomix.eval.cli import run_tool  # noqa: E402
+from cocomix.eval.cli import check_output_dir, run_tool  # noqa: E402
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -30,6 +30,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="folder for plots and tables")
     parser.add_argument("--baseline", default=None,
                         help="arm whose final loss the others must reach (default: ntp if present)")
+    parser.add_argument("--allow-mixed", action="store_true",
+                        help="average an arm's runs even if a seed repeats or they end at different steps")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser.parse_args(argv)
 
@@ -47,7 +49,8 @@ def body(args: argparse.Namespace) -> int:
     from cocomix.analysis.compare_report import compare
 
     out = args.out if args.out is not None else default_out(args.runs)
-    text, files = compare(args.runs, out, baseline=args.baseline)
+    check_output_dir(out, "--out")
+    text, files = compare(args.runs, out, baseline=args.baseline, allow_mixed=args.allow_mixed)
     print(text, end="")
     for path in files:
         print(f"wrote {path}")

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from a checkout
 
-from cocomix.eval.cli import run_tool  # noqa: E402
+from cocomix.eval.cli import check_output_file, run_tool  # noqa: E402
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -56,6 +56,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from cocomix.eval.suite import format_arm_table, parse_tasks
 
     tasks = parse_tasks(args.tasks)
+    check_output_file(args.json, "--json")
     runs = discover_runs(args.runs)
     if args.step is not None and len(runs) > 1:
         print(f"note: --step {args.step} applies to all {len(runs)} runs", file=sys.stderr)

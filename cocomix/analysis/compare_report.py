@@ -96,19 +96,46 @@ def savings_table(rows: list[dict[str, Any]], baseline: str) -> str:
     return "\n".join(lines)
 
 
+def check_each_seed_once(runs: Sequence[RunCurves]) -> None:
+    """An arm's mean must count each seed once, over runs that trained equally long."""
+    by_arm: dict[str, list[RunCurves]] = defaultdict(list)
+    for run in runs:
+        by_arm[run.arm].append(run)
+    for arm, members in by_arm.items():
+        seen: dict[object, Path] = {}
+        for run in members:
+            seed = run.final()["seed"]
+            if seed is not None and seed in seen:
+                raise CocomixError(
+                    f"arm {arm!r} has two runs of seed {seed} ({seen[seed]} and {run.info.path}); "
+                    f"pass each run once, or --allow-mixed to average them anyway"
+                )
+            seen[seed] = run.info.path
+        ends = sorted({int(run.final()["step"]) for run in members})
+        if len(ends) > 1:
+            raise CocomixError(
+                f"the runs of arm {arm!r} end at different steps {ends} (an unfinished run?); "
+                f"finish them, or pass --allow-mixed to average them over the steps they share"
+            )
+
+
 def compare(
-    paths: Sequence[Path | str], out_dir: Path, *, baseline: str | None = None
+    paths: Sequence[Path | str], out_dir: Path, *, baseline: str | None = None,
+    allow_mixed: bool = False,
 ) -> tuple[str, list[Path]]:
     """Print-ready report and the files written under ``out_dir`` (PNGs, compare.md/json).
 
     ``baseline``: the arm "tokens to reach" refers to (default ``ntp`` when present; the
-    section is left out, with a line saying so, when there is none).
+    section is left out, with a line saying so, when there is none). ``allow_mixed``: average
+    an arm's runs even when a seed repeats or they end at different steps.
     """
     infos = discover_runs(paths)
     labels = arm_labels(infos)
     if baseline is None and "ntp" in labels:
         baseline = "ntp"
     runs = [load_curves(info, label) for info, label in zip(infos, labels, strict=True)]
+    if not allow_mixed:
+        check_each_seed_once(runs)
     runs.sort(key=lambda r: r.arm != baseline)  # stable: the baseline's rows first
     curves = arm_curves(runs)
     title = ", ".join(dict.fromkeys(r.info.recipe or str(r.info.path) for r in runs))

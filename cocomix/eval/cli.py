@@ -10,6 +10,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 
 def offline_defaults(*, hub_datasets: bool = False) -> None:
@@ -35,4 +36,39 @@ def run_tool(body: Callable[[], int | None], *, debug: bool = False, hub_dataset
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted; nothing was written", file=sys.stderr)
+        return 130
     return int(status or 0)
+
+
+def check_output_file(path: Path | None, option: str) -> None:
+    """Refuse an output file that cannot be written, before the work it would hold is done."""
+    if path is None:
+        return
+    from cocomix.registry import CocomixError
+
+    if path.is_dir():
+        raise CocomixError(f"{option} {path} is a folder; give a file name, e.g. {path / 'results.json'}")
+    _check_creatable(path.parent, f"{option} {path}")
+
+
+def check_output_dir(path: Path, option: str) -> None:
+    """Refuse an output folder that cannot be created or written, before any work."""
+    from cocomix.registry import CocomixError
+
+    if path.exists() and not path.is_dir():
+        raise CocomixError(f"{option} {path} is a file; give a folder (it is created if missing)")
+    _check_creatable(path, f"{option} {path}")
+
+
+def _check_creatable(folder: Path, what: str) -> None:
+    from cocomix.registry import CocomixError
+
+    existing = next((p for p in [folder, *folder.parents] if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise CocomixError(f"{what} cannot be created: {existing} is a file; choose another path")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise CocomixError(f"{what} cannot be created: {existing} is not writable; choose another path")

@@ -137,6 +137,16 @@ def _corrupt_teacher(w: World) -> list[str]:
     return w.concepts(teacher=broken)
 
 
+def _plugin(w: World, name: str, source: str) -> list[str]:
+    (w.tmp / f"{name}.py").write_text(source)
+    return w.ntp(f"plugins=[{name}]")
+
+
+def _breach(kind: str) -> Callable[[World], list[str]]:
+    return lambda w: w.ntp("plugins=[contract_plugin]", "objective=contract_breach",
+                           f"objective.breach={kind}")
+
+
 def _unwritable(w: World) -> list[str]:
     blocker = w.tmp / "a_file"
     blocker.write_text("a file where the runs folder should be\n")
@@ -150,7 +160,7 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
     ("unknown objective", lambda w: w.ntp("objective=ntpp"), "unknown objective 'ntpp'; known: cocomix,"),
     ("unknown mixer", lambda w: w.ntp("mixer=blend"), "unknown mixer 'blend'; known: add, interleave,"),
     ("unknown concept source", lambda w: w.ntp("concepts=magic"), "unknown concepts 'magic'; known: activation,"),
-    ("unknown corpus", lambda w: w.ntp("data=wiki"), "unknown data 'wiki'; known: local,"),
+    ("unknown corpus", lambda w: w.ntp("data=wiki"), "unknown data 'wiki'; known: latent_topics, local,"),
     ("unknown arch", lambda w: w.ntp("model=gpt5"), "unknown model 'gpt5'; known: gpt2_124m,"),
     ("typo in a key", lambda w: w.into_finished_run(w.ntp("train.lrr=1e-3")), "unknown key 'train.lrr' (from override `train.lrr=1e-3`); check its spelling"),
     ("wrong type", lambda w: w.into_finished_run(w.ntp("steps=ten")), "bad value in `steps=ten`: steps takes an integer"),
@@ -175,6 +185,19 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
     ("non-finite loss (divergence)", lambda w: w.ntp("plugins=[divergent_plugin]", "objective=divergent_ntp", "objective.nan_from_call=2", "checkpoint_every=1"), "the loss is nan at step 2; training stopped before this step updated the weights (last good checkpoint: step 1 in "),
     ("non-finite gradients, finite loss", lambda w: w.ntp("plugins=[divergent_plugin]", "objective=divergent_ntp", "objective.nan_from_call=2", "objective.nan_in=grad", "checkpoint_every=1"), "the gradient norm is not finite at step 2; training stopped before this step updated the weights (last good checkpoint: step 1 in "),
     ("resume with a different config", lambda w: w.into_finished_run(w.ntp("train.lr=0.5")), "holds a run with a different config (train.lr: "),
+    ("override without =", lambda w: w.into_finished_run(w.ntp("steps")), "override `steps` is not key=value; write steps=VALUE"),
+    ("list item with =", lambda w: w.into_finished_run(w.ntp("teacher.overrides=[steps=4]")), "override `teacher.overrides=[steps=4]` cannot be parsed (no viable alternative at input '[steps='); quote values"),
+    ("plugin with a syntax error", lambda w: _plugin(w, "syntax_plugin", "def broken(:\n"), "plugin module 'syntax_plugin' has a syntax error at "),
+    ("plugin with a missing dependency", lambda w: _plugin(w, "needy_plugin", "import no_such_dependency\n"), "plugin module 'needy_plugin' imports 'no_such_dependency', which is not installed"),
+    ("plugin that fails at import", lambda w: _plugin(w, "raising_plugin", "x = 1 / 0\n"), "plugin module 'raising_plugin' failed while importing: ZeroDivisionError: division by zero (at "),
+    ("objective raises", _breach("raises"), "objective 'contract_breach' (contract_plugin.ContractBreach) raised KeyError: 'concept_ids' (at "),
+    ("objective loss per token", _breach("per_token"), "objective 'contract_breach' (contract_plugin.ContractBreach): compute() returned a loss of shape (128,), not a scalar"),
+    ("objective loss detached", _breach("detached"), "compute() returned a loss detached from the model"),
+    ("objective loss a float", _breach("plain_float"), "compute() returned a loss of type float, not a tensor"),
+    ("objective metric undeclared", _breach("undeclared_metric"), "compute() returned metrics ['my_metric'] that metric_names does not declare"),
+    ("empty data file", lambda w: w.local("zero.txt", b""), "zero.txt is empty (0 bytes); give it text or remove it from data.files"),
+    ("NUL bytes", lambda w: w.local("nul.txt", b"\x00" * 4096), "nul.txt line 1 contains NUL bytes, so it is not a text file"),
+    ("malformed JSONL", lambda w: w.local("bad.jsonl", b'{"text": "a"}\n{"text": "b"\n'), "bad.jsonl line 2 is not valid JSON (Expecting ',' delimiter, column 1)"),
 ]
 
 

@@ -123,3 +123,34 @@ def test_cli_error_is_one_line(ntp_run: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: ") and "no concept head" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "target", "expected"),
+    [
+        ("evaluate", "--json", "folder", "--json {} is a folder; give a file name"),
+        ("evaluate", "--json", "under_a_file", "cannot be created: {} is a file"),
+        ("compare", "--out", "a_file", "--out {} is a file; give a folder"),
+        ("compare", "--out", "under_a_file", "cannot be created: {} is a file"),
+    ],
+)
+def test_an_unwritable_output_is_refused_before_the_work(
+    ntp_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    name: str, option: str, target: str, expected: str,
+) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    path = {"folder": tmp_path, "a_file": blocker, "under_a_file": blocker / "out" / "x.json"}[target]
+    # The work itself must not start: loading the run would be the first step of either tool.
+    import cocomix.analysis.compare_report as compare_report
+    import cocomix.eval as evaluation
+
+    for module in (evaluation, compare_report):
+        monkeypatch.setattr(module, "discover_runs", lambda *_: pytest.fail("the work started"))
+    args = [str(ntp_run), option, str(path)] + (["--tasks", "ppl"] if name == "evaluate" else [])
+    capsys.readouterr()
+    assert tool(name).main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1
+    shown = blocker if target == "under_a_file" else path
+    assert expected.format(shown) in err

@@ -7,6 +7,8 @@ which a run on ``pd_english`` should never pay.
 from __future__ import annotations
 
 import codecs
+import json
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -123,14 +125,45 @@ def load_local(files: list[Path], builder: str, **kwargs: Any) -> Any:
     for f in files:
         if builder in ("text", "json"):
             check_utf8(f)
+    # On a parse error `datasets` logs the full traceback itself before raising; the error
+    # below says what is wrong (and --debug shows the traceback), so keep its log quiet.
+    hf_log = logging.getLogger("datasets")
+    level = hf_log.level
     with hf_offline():
         try:
+            hf_log.setLevel(logging.CRITICAL)
             return datasets.load_dataset(
                 builder, data_files=[str(f) for f in files], split="train", **kwargs
             )
-        except Exception as err:  # Arrow/JSON parse errors: name the files, keep the cause
+        except Exception as err:  # Arrow/JSON parse errors: name the file and line, keep the cause
             names = ", ".join(str(f) for f in files)
-            raise CocomixError(f"could not read {names} as {builder}: {err}") from err
+            found = next((p for p in map(lambda f: unreadable_because(f, builder), files) if p), None)
+            raise CocomixError(found or f"could not read {names} as {builder}: {err}") from err
+        finally:
+            hf_log.setLevel(level)
+
+
+def unreadable_because(path: Path, builder: str) -> str | None:
+    """Why ``datasets`` failed on ``path``, down to the line (run only after it failed)."""
+    if path.stat().st_size == 0:
+        return f"{path} is empty (0 bytes); give it text or remove it from data.files"
+    if builder not in ("text", "json"):
+        return None
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            if b"\x00" in line:
+                return (f"{path} line {number} contains NUL bytes, so it is not a text file; "
+                        f"remove it from data.files or strip the NULs")
+            if builder == "json" and line.strip():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    return (f"{path} line {number} is not valid JSON ({err.msg}, column "
+                            f"{err.colno}); each line of a .jsonl file must be one JSON object")
+                if not isinstance(record, dict):
+                    return (f"{path} line {number} holds a JSON {type(record).__name__}, not an "
+                            f"object; each line of a .jsonl file must be one JSON object")
+    return None
 
 
 def text_column(dataset: Any, field: str, where: str) -> None:

@@ -83,3 +83,21 @@ def test_replayed_steps_of_a_resumed_run_count_once(tmp_path: Path) -> None:
             {"Step": 3, "Loss": 3.5}, {"Step": 4, "Loss": 3.0}]  # killed after 3, resumed from 2
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert [(r["Step"], r["Loss"]) for r in read_jsonl(path)] == [(1, 5.0), (2, 4.0), (3, 3.5), (4, 3.0)]
+
+
+def test_a_seed_counts_once_and_runs_of_an_arm_end_together(
+    tmp_path: Path, fake_run: Callable[..., Path], recipe_dir: Path,
+) -> None:
+    copy = tmp_path / "elsewhere" / "ablation" / "add_vs_mix" / "ntp" / "seed0"  # same arm and seed
+    fake_run(copy, NTP[0], config_extra={"seed": 0})
+    with pytest.raises(CocomixError, match=r"arm 'ntp' has two runs of seed 0 .*--allow-mixed"):
+        compare([recipe_dir / "ntp" / "seed0", recipe_dir / "ntp" / "seed1", copy], tmp_path / "out")
+    text, _ = compare([recipe_dir / "ntp" / "seed0", copy], tmp_path / "out", allow_mixed=True)
+    assert "| ntp | 2 |" in text
+
+    short = tmp_path / "short" / "ablation" / "add_vs_mix" / "ntp" / "seed2"  # 2 of 4 validations
+    fake_run(short, NTP[1][:2], config_extra={"seed": 2})
+    with pytest.raises(CocomixError, match=r"runs of arm 'ntp' end at different steps \[20, 40\]"):
+        compare([recipe_dir / "ntp" / "seed0", short], tmp_path / "out")
+    text, _ = compare([recipe_dir / "ntp" / "seed0", short], tmp_path / "out", allow_mixed=True)
+    assert "end at different steps [20, 40]" in text
