@@ -128,7 +128,40 @@ def read_artifacts(run_dir: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise CocomixError(f"{path} is corrupt ({err}); rerun the recipe to rewrite it") from None
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    return {key: relocated(Path(run_dir), key, value) for key, value in data.items()}
+
+
+ARTIFACT_CACHE = "_artifacts"
+
+
+def relocated(run_dir: Path, key: str, value: Any) -> Any:
+    """A recorded artifact path, followed when the runs folder (with its ``_artifacts``) moved.
+
+    ``artifacts.json`` records absolute paths. A path inside a ``_artifacts`` cache that no longer
+    exists is looked up in the ``_artifacts`` folder of each parent of the run, so a runs folder
+    copied to another machine or renamed still loads.
+    """
+    if not isinstance(value, str) or not value.startswith("/") or Path(value).exists():
+        return value
+    parts = Path(value).parts
+    if ARTIFACT_CACHE not in parts:
+        return value
+    inside = Path(*parts[len(parts) - parts[::-1].index(ARTIFACT_CACHE):])
+    for parent in Path(run_dir).resolve().parents:
+        candidate = parent / ARTIFACT_CACHE / inside
+        if candidate.exists():
+            return str(candidate)
+    return value  # gone: the reader that needs it says so (``gone_artifact``)
+
+
+def gone_artifact(run_dir: Path, key: str, value: str, fix: str) -> CocomixError:
+    """The error for a recorded artifact path that no longer exists anywhere."""
+    return CocomixError(
+        f"{run_dir} records its {key} at {value}, which no longer exists (a runs folder moved "
+        f"without its {ARTIFACT_CACHE} folder, or a deleted cache); {fix}"
+    )
 
 
 def missing_artifact(run_dir: Path, key: str, fix: str) -> CocomixError:
@@ -156,6 +189,9 @@ def resolve_tokenizer(run_dir: Path, artifacts: dict[str, Any], tokenizer: Path 
         return load_tokenizer(tokenizer)
     if "tokenizer" not in artifacts:
         raise missing_artifact(run_dir, "tokenizer", "pass --tokenizer PATH/spm.model")
+    if not Path(artifacts["tokenizer"]).exists():
+        raise gone_artifact(run_dir, "tokenizer", artifacts["tokenizer"],
+                            f"move {ARTIFACT_CACHE} along with the runs, or pass --tokenizer PATH/spm.model")
     return load_tokenizer(artifacts["tokenizer"])
 
 
