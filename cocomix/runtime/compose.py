@@ -19,7 +19,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from cocomix.registry import ALL_REGISTRIES, CocomixError, import_plugins
-from cocomix.runtime.compose_errors import check_override_grammar, composition_line, read_recipe_yaml
+from cocomix.runtime.compose_errors import (
+    check_override_grammar,
+    check_schema_keys,
+    composition_line,
+    read_recipe_yaml,
+)
 from cocomix.runtime.schema import GROUP_KEYS, RecipeSchema
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
@@ -183,6 +188,7 @@ def compose_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Co
     preset_override = [o for o in user if _override_key(o) == "preset"]
     user = [o for o in user if _override_key(o) != "preset"]
     first, _ = _compose(path, name, user)
+    check_schema_keys(first, user)
     preset = preset_override[-1].split("=", 1)[1] if preset_override else first.preset
     if preset == "auto":
         preset = default_preset()

@@ -8,6 +8,7 @@ raises into `<problem>; <fix>`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
+from omegaconf import DictConfig, OmegaConf
 
 from cocomix.registry import CocomixError
 
@@ -30,6 +32,26 @@ def check_override_grammar(overrides: list[str], origin: str = "override") -> No
             parser.parse_overrides([override])
         except OverrideParseException as err:
             raise CocomixError(_grammar_line(override, str(err), origin)) from None
+
+
+def check_schema_keys(cfg: DictConfig, overrides: list[str]) -> None:
+    """`+key=` and `~key` must not change the recipe schema: an added key would be ignored (or
+    crash far from the typo), a deleted one leaves a value the run needs undefined."""
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if override.startswith("~"):
+            raise CocomixError(f"`{override}` deletes a key, but every recipe key is used; set "
+                               f"{key}=VALUE instead")
+        if not override.startswith("+"):
+            continue
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+        if schema is not None and dataclasses.is_dataclass(schema) and leaf not in {
+            f.name for f in dataclasses.fields(schema)
+        }:
+            raise CocomixError(f"unknown key {key!r} (from override `{override}`): '+' cannot "
+                               f"add keys the recipe does not define; check its spelling")
 
 
 def _grammar_line(override: str, hydra_text: str, origin: str) -> str:
@@ -83,9 +105,13 @@ def composition_line(err: Exception, overrides: list[str]) -> str:
         group, option = found.groups()
         options = re.findall(r"^\t(\S+)$", text, flags=re.M)
         return f"unknown {group} {option!r}; known: {', '.join(options)}"
-    found = re.search(r"Could not override '([^']+)'", text) or re.search(
-        r"Could not append to config\. An item is already at '([^']+)'", text
-    )
+    found = re.search(r"Could not append to config\. An item is already at '([^']+)'", text)
+    if found:
+        key = found.group(1)
+        written = _find(overrides, key)
+        return (f"`{written}` adds {key!r}, which the recipe already has; set it without the '+': "
+                f"{written.lstrip('+')}")
+    found = re.search(r"Could not override '([^']+)'", text)
     if found:
         key = found.group(1)
         return f"unknown key {key!r} (from override `{_find(overrides, key)}`); check its spelling"
@@ -138,4 +164,4 @@ def _find(overrides: list[str], key: str) -> str:
     return next((o for o in overrides if _key(o) == key), key)
 
 
-__all__ = ["check_override_grammar", "composition_line", "read_recipe_yaml"]
+__all__ = ["check_override_grammar", "check_schema_keys", "composition_line", "read_recipe_yaml"]

@@ -76,3 +76,18 @@ def test_a_grammar_error_in_an_arm_names_the_arm(recipes: Path) -> None:
     with pytest.raises(CocomixError, match=r"arm 'broken' of recipes/mine/arms.yaml: override `steps` "
                                            r"is not key=value"):
         plan_runs("mine/arms", [])
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("+train.foo=1", "unknown key 'train.foo' (from override `+train.foo=1`): '+' cannot add keys"),
+        ("++objective.lamm=1", "unknown key 'objective.lamm' (from override `++objective.lamm=1`)"),
+        ("+steps=-5", "`+steps=-5` adds 'steps', which the recipe already has; set it without the '+': steps=-5"),
+        ("~steps", "`~steps` deletes a key, but every recipe key is used; set steps=VALUE instead"),
+    ],
+)
+def test_additions_and_deletions_cannot_change_the_schema(override: str, expected: str) -> None:
+    with pytest.raises(CocomixError) as info:
+        compose_recipe("pretrain/cocomix", [override])
+    assert expected in str(info.value)
