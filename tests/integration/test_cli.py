@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -73,6 +75,32 @@ def test_a_second_launch_into_a_running_folder_fails_at_once_and_leaves_the_firs
     assert "lr: 0.002" in (run / "config.yaml").read_text()  # the first run's config, untouched
     steps = [json.loads(line)["Step"] for line in (run / "metrics" / "valid.jsonl").read_text().splitlines()]
     assert steps == [2, 4]  # one run's metrics, not two interleaved
+    # ... and bit for bit the run a clean launch of the first command makes.
+    clean_args = [a if a != str(tmp_path / "runs") else str(tmp_path / "clean") for a in args]
+    env.pop("COCOMIX_TEST_PAUSE_UNTIL")
+    subprocess.run([sys.executable, "-m", "recipes.run", *clean_args, "train.lr=2e-3"], cwd=REPO,
+                   env=env, capture_output=True, check=True)
+    clean = tmp_path / "clean" / "pretrain" / "ntp" / "main" / "seed22"
+    losses = [[json.loads(line)["Loss"] for line in (folder / "metrics" / "valid.jsonl").read_text().splitlines()]
+              for folder in (run, clean)]
+    assert losses[0] == losses[1]
+    weights = [torch.load(next((folder / "checkpoints" / "step_4" / "model").rglob("*.pt")),
+                          map_location="cpu", weights_only=False) for folder in (run, clean)]
+    assert_same_tensors(weights[0], weights[1])
+
+
+def assert_same_tensors(a: object, b: object) -> None:
+    """Equal nested containers whose tensors are equal bit for bit."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys()
+        for key in a:
+            assert_same_tensors(a[key], b[key])
+    elif isinstance(a, list | tuple):
+        assert isinstance(b, list | tuple) and len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same_tensors(x, y)
 
 
 def test_ctrl_c_prints_where_the_run_stopped_and_how_to_resume(tmp_path: Path, artifact_cache: Path) -> None:
