@@ -28,6 +28,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="print config and parameters only")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="default: ./runs")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show fairseq2's own log (every metric, its config) on the console")
     args = parser.parse_intermixed_args(argv)
     if not args.list and not args.recipe:
         parser.error("give a RECIPE (see --list)")
@@ -41,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     from cocomix.registry import CocomixError
     from cocomix.runtime import launch
+    from cocomix.runtime.console import set_verbose, show_build_messages
 
+    set_verbose(args.verbose)
+    show_build_messages()
     try:
         if args.list:
             print(launch.listing())

@@ -161,7 +161,7 @@ def build_shard(
             raise CocomixError(
                 f"token shard {final} was built from other inputs; delete it to rebuild"
             )
-        log.info("shard: reusing %s (%d tokens)", final, shard.n_tokens)
+        log.debug("shard: reusing %s (%d tokens)", final, shard.n_tokens)
         return shard
 
     dtype = shard_dtype(tokenizer.vocab_size)

@@ -233,7 +233,7 @@ def build_sentencepiece(
     final = Path(cache_dir) / "tokenizers" / f"sentencepiece-{key}"
     model = final / "spm.model"
     if model.is_file():
-        log.info("tokenizer: reusing %s", model)
+        log.debug("tokenizer: reusing %s", model)
         return load_tokenizer(model, num_threads=config.num_threads)
     if final.exists():
         raise CocomixError(f"{final} exists but holds no spm.model; delete it to retrain")

@@ -94,8 +94,11 @@ def plan_runs(recipe: str, overrides: list[str]) -> list[PlannedRun]:
     return plans
 
 
-def parameter_counts(composed: ComposedRecipe, vocab_size: int | None = None) -> tuple[int, int]:
-    """(total, active) parameters, counted on the meta device (nothing is allocated)."""
+def parameter_counts(
+    composed: ComposedRecipe, vocab_size: int | None = None, settings: dict[str, Any] | None = None
+) -> tuple[int, int]:
+    """(total, active) parameters, counted on the meta device (nothing is allocated);
+    ``settings``: the model settings of the built components (default: as planned)."""
     from cocomix.models import CocoLMConfig, count_parameters, create_cocomix_lm
     from cocomix.runtime.components import planned_model_settings
     from cocomix.runtime.recipe import model_overrides
@@ -104,7 +107,9 @@ def parameter_counts(composed: ComposedRecipe, vocab_size: int | None = None) ->
     if vocab_size is None:
         _, tok_cfg = composed.group("tokenizer")
         vocab_size = int(getattr(tok_cfg, "vocab_size", model_cfg.vocab_size))
-    overrides = model_overrides(composed, vocab_size, planned_model_settings(composed))
+    if settings is None:
+        settings = planned_model_settings(composed)
+    overrides = model_overrides(composed, vocab_size, settings)
     config = CocoLMConfig(**overrides)
     model = create_cocomix_lm(config, device=torch.device("meta"))
     return count_parameters(model)
@@ -203,7 +208,13 @@ def train_lm(composed: ComposedRecipe, run_dir: Path, cache_dir: Path) -> None:
     components = build_concept_components(composed, cache_dir, data)
     record_artifacts(run_dir, data, components)
     config = to_fairseq2_config(composed, data.tokenizer.vocab_size, components.model_settings)
-    run_fairseq2(CocomixRecipe(composed, data, components), config, run_dir)
+    label = f"[{run_dir.parent.name}/{run_dir.name}]" if run_dir.name.startswith("seed") else (
+        f"[teacher {composed.name}]")
+    total, active = parameter_counts(composed, data.tokenizer.vocab_size, components.model_settings)
+    steps = int(composed.cfg.stop_at or composed.cfg.steps)
+    print(f"{label} training {steps} steps, {total / 1e6:.2f}M parameters ({active / 1e6:.2f}M "
+          f"active), log in {run_dir / 'logs'}", flush=True)
+    run_fairseq2(CocomixRecipe(composed, data, components, label), config, run_dir)
 
 
 def record_artifacts(run_dir: Path, data: Any, components: Any) -> None:

@@ -9,7 +9,6 @@ and the train/validation units for fairseq2's `Trainer`.
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from cocomix.registry import OBJECTIVES, CocomixError
 from cocomix.runtime.artifacts import DataArtifacts
 from cocomix.runtime.components import ConceptComponents
 from cocomix.runtime.compose import ComposedRecipe
+from cocomix.runtime.console import quiet_fairseq2, register_console
 from cocomix.runtime.recorder import ProjectTensorBoardRecorder
 from cocomix.runtime.units import ObjectiveTrainUnit, ValidationUnit
 
@@ -177,11 +177,14 @@ def to_fairseq2_config(
 
 class CocomixRecipe(Recipe):
     def __init__(
-        self, composed: ComposedRecipe, data: DataArtifacts, concepts: ConceptComponents
+        self, composed: ComposedRecipe, data: DataArtifacts, concepts: ConceptComponents,
+        label: str = "",
     ) -> None:
         self._composed = composed
         self._data = data
         self._concepts = concepts
+        self._label = label or composed.name
+        """How the console names this run, e.g. `[add/seed0]`."""
 
     @property
     def config_kls(self) -> type[object]:
@@ -194,6 +197,10 @@ class CocomixRecipe(Recipe):
             return ProjectTensorBoardRecorder(resolver.resolve(Path), self._config_text)
 
         container.collection.register(MetricRecorder, tb_recorder)
+        cfg = self._composed.cfg
+        objective = OBJECTIVES.get(self._composed.choices["objective"]).factory
+        register_console(container, self._label, int(cfg.stop_at or cfg.steps),
+                         metric_names=getattr(objective, "metric_names", ()))
 
     @property
     def _config_text(self) -> str:
@@ -300,7 +307,8 @@ def run_fairseq2(recipe: CocomixRecipe, config: CocomixFs2Config, output_dir: Pa
 
     handlers = list(log.logger.handlers)
     try:
-        run(recipe, config, output_dir, no_progress=not sys.stderr.isatty())
+        with quiet_fairseq2():  # our ProgressRecorder draws the progress instead of fairseq2's bar
+            run(recipe, config, output_dir, no_progress=True)
     except (CheckpointError, CheckpointNotFoundError) as err:
         # Resuming read a damaged checkpoint (fairseq2 renames a step into place only when it is
         # complete, so this is damage after the fact: a bad disk, a partial copy, a hand edit).

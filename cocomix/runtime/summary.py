@@ -76,6 +76,11 @@ def _arm(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _spread(mean: float, std: float, seeds: int, spec: str) -> str:
+    """`mean ± std` over seeds; one seed has no spread to show."""
+    return format(mean, spec) if seeds == 1 else f"{format(mean, spec)} ± {format(std, spec)}"
+
+
 def _table(arms: dict[str, dict[str, Any]]) -> str:
     # The test column always scores the shipped English test text, whatever the run trained on
     # (kd/distribution_shift trains on code), so the header names it.
@@ -83,11 +88,12 @@ def _table(arms: dict[str, dict[str, Any]]) -> str:
             "tokens | train FLOPs | wall (s) |\n|---|---|---|---|---|---|---|---|---|\n")
     rows = []
     for name, a in arms.items():
-        test = (f"{a['test_ppl_mean']:.1f} ± {a['test_ppl_std']:.1f}"
+        seeds = len(a["seeds"])
+        test = (_spread(a["test_ppl_mean"], a["test_ppl_std"], seeds, ".1f")
                 if math.isfinite(a["test_ppl_mean"]) else "-")
         rows.append(
-            f"| {name} | {len(a['seeds'])} | {a['valid_loss_mean']:.4f} ± {a['valid_loss_std']:.4f} | "
-            f"{a['valid_ppl_mean']:.1f} ± {a['valid_ppl_std']:.1f} | {test} | "
+            f"| {name} | {seeds} | {_spread(a['valid_loss_mean'], a['valid_loss_std'], seeds, '.4f')} | "
+            f"{_spread(a['valid_ppl_mean'], a['valid_ppl_std'], seeds, '.1f')} | {test} | "
             f"{a['params_total'] / 1e6:.2f}M ({a['params_active'] / 1e6:.2f}M) | {a['tokens']} | "
             f"{a['train_flops']:.3g} | {a['wall_time_s_mean']:.0f} |\n"
         )

@@ -131,3 +131,30 @@ def test_ctrl_c_prints_where_the_run_stopped_and_how_to_resume(tmp_path: Path, a
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"interrupted: {folder} stopped (its last checkpoint is step 2); resume with: "
                            f"python -m recipes.run pretrain/ntp --runs-dir "), last
+
+
+def test_the_console_shows_progress_and_validation_and_nothing_of_fairseq2(
+    tmp_path: Path, artifact_cache: Path
+) -> None:
+    import os
+
+    from test_concepts_training import SMALL_LM
+
+    env = {**os.environ, "COCOMIX_ARTIFACTS": str(artifact_cache)}
+    args = ["pretrain/ntp", "--runs-dir", str(tmp_path), *SMALL_LM, "steps=6", "summary_test_tokens=0"]
+    out = subprocess.run([sys.executable, "-m", "recipes.run", *args], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = (out.stdout + out.stderr).splitlines()
+    assert all(line.startswith("[main/seed22] ") for line in lines), lines
+    assert lines[0].startswith("[main/seed22] training 6 steps, ") and "M parameters" in lines[0]
+    assert any(line.startswith("[main/seed22] step 6: valid loss ") for line in lines)
+    assert out.stdout.splitlines()[-1].startswith("[main/seed22] done in ")
+    assert [line.split()[2] for line in lines if "/6 " in line + " "] == ["2/6", "4/6", "6/6"]
+    # Everything fairseq2 said is in the run's log file, with our metrics as numbers.
+    log = (tmp_path / "pretrain" / "ntp" / "main" / "seed22" / "logs" / "rank_0.log").read_text()
+    assert "Train Metrics (step 6)" in log and "tensor(" not in log
+    verbose = subprocess.run([sys.executable, "-m", "recipes.run", *args, "steps=8", "--verbose",
+                              "--runs-dir", str(tmp_path / "verbose")], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert "Train Metrics (step 8)" in verbose.stderr
