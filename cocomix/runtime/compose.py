@@ -117,19 +117,24 @@ def _override_key(override: str) -> str:
     return override.lstrip("+~").split("=", 1)[0].split("@", 1)[0]
 
 
-def _plugins_from(path: Path, overrides: list[str]) -> list[str]:
-    """Plugins must be imported before composition, so read them from the raw files."""
+def _with_plugins(path: Path, overrides: list[str]) -> tuple[list[str], list[str]]:
+    """(plugins to import, overrides) where `plugins=[...]` on the command line *adds* to the
+    recipe's list. Plugins must be imported before composition, so they are read from the raw
+    recipe files."""
     plugins: list[str] = []
     for file in (RECIPES_DIR / "base.yaml", path):
         data = read_recipe_yaml(file, is_recipe=file != RECIPES_DIR / "base.yaml")
         plugins = list(data.get("plugins", plugins) or [])
-    for override in overrides:
-        if _override_key(override) == "plugins":
-            value = yaml.safe_load(override.split("=", 1)[1])  # parsed by Hydra's grammar first
-            if not isinstance(value, list | None):
-                raise CocomixError(f"`{override}` is not a list; write plugins=[module, ...]")
-            plugins = list(value or [])
-    return plugins
+    given = [o for o in overrides if _override_key(o) == "plugins"]
+    if not given:
+        return plugins, overrides
+    for override in given:
+        value = yaml.safe_load(override.split("=", 1)[1])  # parsed by Hydra's grammar first
+        if not isinstance(value, list | None):
+            raise CocomixError(f"`{override}` is not a list; write plugins=[module, ...]")
+        plugins += [str(p) for p in value or [] if str(p) not in plugins]
+    rest = [o for o in overrides if _override_key(o) != "plugins"]
+    return plugins, rest + [f"plugins=[{','.join(plugins)}]"]
 
 
 def _preset_overrides(preset: str) -> list[str]:
@@ -180,9 +185,9 @@ def compose_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Co
     """Compose ``recipes/<name>.yaml`` with the preset overlay and the user's overrides."""
     name = name.removesuffix(".yaml")
     path = recipe_file(name)
-    user = list(overrides)
-    check_override_grammar(user)
-    import_plugins(_plugins_from(path, user))
+    check_override_grammar(list(overrides))
+    plugins, user = _with_plugins(path, list(overrides))
+    import_plugins(plugins)
     register_groups()
 
     preset_override = [o for o in user if _override_key(o) == "preset"]

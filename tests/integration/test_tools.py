@@ -154,3 +154,22 @@ def test_an_unwritable_output_is_refused_before_the_work(
     assert err.startswith("error: ") and len(err.splitlines()) == 1
     shown = blocker if target == "under_a_file" else path
     assert expected.format(shown) in err
+
+
+def test_a_plugin_concept_source_trains_end_to_end_and_gets_a_flop_count(
+    artifact_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # tests/integration/token_class_plugin.py
+    [run] = run_recipe("pretrain/cocomix", [*SMALL, "plugins=[token_class_plugin]", "concepts=token_class",
+                                            "concepts.num_classes=8", "model.concept_topk=4"], tmp_path)
+    metrics = (run.path / "metrics" / "train.jsonl").read_text()
+    assert "loss_concept" in metrics
+    out = tmp_path / "cmp"
+    assert tool("compare").main([str(run.path), "--out", str(out)]) == 0
+    [record] = json.loads((out / "compare.json").read_text())["runs"]
+    # The source declares no teacher, so the FLOPs are the student's own (concept head included).
+    config = load_model_config(run.path)
+    assert config.num_concepts == 8
+    assert record["flops"] == pytest.approx(training_flops_per_token(config, 64).total * record["tokens"])
+    assert "FLOPs unknown" not in capsys.readouterr().out

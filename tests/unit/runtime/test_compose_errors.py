@@ -91,3 +91,11 @@ def test_additions_and_deletions_cannot_change_the_schema(override: str, expecte
     with pytest.raises(CocomixError) as info:
         compose_recipe("pretrain/cocomix", [override])
     assert expected in str(info.value)
+
+
+def test_plugins_on_the_command_line_add_to_the_recipes_list(recipes: Path) -> None:
+    (recipes / "with_plugin.yaml").write_text(HEAD + "plugins: [cocomix.objectives.ntp]\n")
+    composed = compose_recipe("mine/with_plugin", ["plugins=[cocomix.objectives.kd]"])
+    assert list(composed.cfg.plugins) == ["cocomix.objectives.ntp", "cocomix.objectives.kd"]
+    again = compose_recipe("mine/with_plugin", ["plugins=[cocomix.objectives.ntp]"])
+    assert list(again.cfg.plugins) == ["cocomix.objectives.ntp"]  # named twice, imported once
