@@ -29,6 +29,10 @@ from cocomix.runtime.schema import GROUP_KEYS, RecipeSchema
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 PRESET_DIR = "presets"
+SIZE_GROUP = "size"
+NOT_RECIPE_DIRS = (PRESET_DIR, SIZE_GROUP)
+"""Folders of recipes/ that hold building blocks, not recipes: presets and the paper's sizes
+(`size/69m.yaml`, chosen in a paper-scale recipe's defaults or by `size=386m`)."""
 NOT_RECIPES = ("base.yaml",)
 
 
@@ -71,7 +75,7 @@ def recipe_file(name: str) -> Path:
             f"recipe {name!r} is not a name under recipes/ (e.g. pretrain/ntp); "
             f"list them with --list"
         )
-    if name.split("/")[0] == PRESET_DIR or f"{name}.yaml" in NOT_RECIPES or not path.is_file():
+    if name.split("/")[0] in NOT_RECIPE_DIRS or f"{name}.yaml" in NOT_RECIPES or not path.is_file():
         known = ", ".join(r for r, _ in list_recipes())
         raise CocomixError(f"unknown recipe {name!r}; known recipes: {known}")
     return path
@@ -82,7 +86,7 @@ def list_recipes() -> list[tuple[str, str]]:
     out = []
     for path in sorted(RECIPES_DIR.rglob("*.yaml")):
         rel = path.relative_to(RECIPES_DIR)
-        if rel.parts[0] == PRESET_DIR or str(rel) in NOT_RECIPES:
+        if rel.parts[0] in NOT_RECIPE_DIRS or str(rel) in NOT_RECIPES:
             continue
         out.append((str(rel.with_suffix("")), recipe_purpose(path)))
     return out
@@ -153,8 +157,9 @@ def default_preset() -> str:
 
 
 def is_group_switch(override: str) -> bool:
-    """`objective=kd`, `tokenizer=gpt2_bpe`: selects a registry entry (applies to every config)."""
-    return _override_key(override) in GROUP_KEYS
+    """`objective=kd`, `tokenizer=gpt2_bpe`, `size=386m`: selects a registry entry or a size
+    (applies to every arm)."""
+    return _override_key(override) in (*GROUP_KEYS, SIZE_GROUP)
 
 
 def override_applies(override: str, cfg: DictConfig) -> bool:

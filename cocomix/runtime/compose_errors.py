@@ -112,6 +112,9 @@ def composition_line(err: Exception, overrides: list[str]) -> str:
         return (f"`{written}` adds {key!r}, which the recipe already has; set it without the '+': "
                 f"{written.lstrip('+')}")
     found = re.search(r"Could not override '([^']+)'", text)
+    if found and found.group(1) == "size":
+        return ("size= chooses a paper size (recipes/size/) only in recipes that start from one "
+                "(scale/*, paper/faithful_*); set model= and train.* here instead")
     if found:
         key = found.group(1)
         return f"unknown key {key!r} (from override `{_find(overrides, key)}`); check its spelling"

@@ -134,3 +134,14 @@ def test_user_group_switch_with_sub_key_reaches_every_arm() -> None:
     assert {p.arm for p in plans} == {"ntp", "kd", "cocomix"}
     for plan in plans:
         assert plan.composed.cfg.tokenizer.vocab_size == 300
+
+
+def test_a_paper_size_is_one_choice() -> None:
+    """`size=386m` on scale/69m composes exactly what scale/386m does (recipes/size/*.yaml)."""
+    switched = compose_recipe("scale/69m", ["size=386m"]).resolved()
+    pinned = compose_recipe("scale/386m", []).resolved()
+    assert switched.pop("description") != pinned.pop("description")
+    assert switched == pinned
+    assert not any(name.startswith("size/") for name in RECIPES)
+    with pytest.raises(CocomixError, match="size= chooses a paper size"):
+        compose_recipe("pretrain/ntp", ["size=386m"])
