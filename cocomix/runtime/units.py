@@ -150,8 +150,8 @@ def checked_objective_output(objective: Objective, lm: DataParallelLM, batch: To
     name = f"objective {objective.objective_name()!r} ({type(objective).__module__}.{type(objective).__qualname__})"
     try:
         out = objective.compute(lm, batch)
-    except CocomixError:
-        raise
+    except (CocomixError, MemoryError, torch.OutOfMemoryError):
+        raise  # already named, or the machine's limit rather than the objective's code
     except Exception as err:  # noqa: BLE001 (user code: say whose code failed and where)
         import traceback
 
