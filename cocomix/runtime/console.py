@@ -90,7 +90,6 @@ def show_build_messages() -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    logger.propagate = False
 
 
 def _number(value: object) -> float | None:

@@ -117,7 +117,8 @@ def test_encode_batch_matches_encode(trained) -> None:  # type: ignore[no-untype
 def test_cache_reused_without_retraining(trained, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
     tok, cache = trained
     mtime = os.stat(tok.path).st_mtime_ns
-    with caplog.at_level(logging.INFO, logger="cocomix.data.tokenizers"):
+    # DEBUG: a reuse is not worth a console line (only builds are), but it is logged.
+    with caplog.at_level(logging.DEBUG, logger="cocomix.data.tokenizers"):
         again = TOKENIZERS.build("sentencepiece", CFG, corpus=ToyCorpus(), cache_dir=cache)
     assert again.path == tok.path and os.stat(tok.path).st_mtime_ns == mtime
     assert "tokenizer: reusing" in caplog.text
