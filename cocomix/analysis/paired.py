@@ -126,6 +126,13 @@ def compare_to_baseline(points: list[RunPoint]) -> list[dict[str, Any]]:
     return rows
 
 
+def _seeds(members: list[dict[str, Any]]) -> str:
+    """How many seeds a method's points have: '3 seeds', or '1-3 seeds' while some are missing."""
+    counts = sorted({len(m["seeds"]) for m in members})
+    text = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"{text} seed" + ("" if counts == [1] else "s")
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
     lines = ["| arm | steps | method | teacher valid loss | seeds | valid loss | NTP valid loss | "
              "arm - NTP (paired) | tokens to NTP's final loss |", "|---|---|---|---|---|---|---|---|---|"]
@@ -161,7 +168,7 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
             x = [r["teacher_valid_loss"] for r in members]
             y = [r["delta_mean"] for r in members]
             err = [r["delta_std"] for r in members]
-            (line,) = ax.plot(x, y, marker="o", linewidth=1.6, label=f"{method} ({len(members[0]['seeds'])} seeds)")
+            (line,) = ax.plot(x, y, marker="o", linewidth=1.6, label=f"{method} ({_seeds(members)})")
             ax.fill_between(x, [a - b for a, b in zip(y, err, strict=True)],
                             [a + b for a, b in zip(y, err, strict=True)], color=line.get_color(),
                             alpha=0.2, linewidth=0)
