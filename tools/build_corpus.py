@@ -848,12 +848,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.check is not None:
         return check(args.check)
 
+    from cocomix.eval.cli import check_output_dir
+    from cocomix.registry import CocomixError
+
     started = time.monotonic()
     try:
+        # Output folders are checked before the downloads and the hour of work they feed.
+        check_output_dir(args.work_dir.expanduser(), "--work-dir")
+        if not args.no_full:
+            check_output_dir(args.out.expanduser(), "--out")
+        if args.write_slice is not None:
+            check_output_dir(args.write_slice, "--write-slice")
         docs, used = build_sources(args.work_dir.expanduser(), set(args.skip))
-    except BuildError as err:
+    except (BuildError, CocomixError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2
     parts = [SourceSplit.make(name, texts) for name, texts in docs.items()]
     if not args.no_full:
         out = args.out.expanduser() / "pd_english"

@@ -24,6 +24,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cocomix.concepts.latent_topics import latent_labels  # noqa: E402
+from cocomix.eval.cli import run_tool  # noqa: E402
+from cocomix.registry import CocomixError  # noqa: E402
 
 
 class Probe(nn.Module):
@@ -42,7 +44,7 @@ class Probe(nn.Module):
         return self.head(self.blocks(h, mask=mask, is_causal=True))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arity", type=int, default=2)
     parser.add_argument("--num-topics", type=int, default=8)
@@ -54,7 +56,21 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+    return run_tool(lambda: probe(args), debug=args.debug)
+
+
+def probe(args: argparse.Namespace) -> int:
+    for name, least in (("arity", 1), ("num_topics", 2), ("num_words", 2), ("steps", 1), ("batch", 1),
+                        ("seq_len", 2), ("layers", 1), ("dim", 1)):
+        if getattr(args, name) < least:
+            raise CocomixError(f"--{name.replace('_', '-')}={getattr(args, name)} must be at least "
+                               f"{least}; fix --{name.replace('_', '-')}")
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        raise CocomixError(f"--lr={args.lr} must be a positive number; fix --lr")
+    if args.dim % 4:
+        raise CocomixError(f"--dim={args.dim} must be a multiple of 4 (the probe's attention heads)")
     torch.manual_seed(args.seed)
     k = args.num_topics
     # Token ids carry no class structure (as SentencePiece's ids do not): a random permutation.
@@ -75,7 +91,8 @@ def main() -> None:
         if step % 100 == 0 or step == args.steps:
             print(f"  step {step:5d}  loss {loss.item():.3f}  ({time.perf_counter() - start:.0f} s)",
                   flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -27,8 +27,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cocomix.concepts.latent_topics import topic_of  # noqa: E402
+from cocomix.eval.cli import run_tool  # noqa: E402
 from cocomix.data.corpora.latent_topics import (  # noqa: E402
     LatentTopicsConfig,
+    LatentTopicsCorpus,
     generate_documents,
     topic_support,
 )
@@ -57,21 +59,28 @@ def bounds(config: LatentTopicsConfig, split: str) -> dict[str, float]:
             "words": scored}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", default="valid", choices=("train", "valid", "test"))
     defaults = LatentTopicsConfig()
     for option in fields(LatentTopicsConfig):
         parser.add_argument(f"--{option.name}", type=type(getattr(defaults, option.name)),
                             default=getattr(defaults, option.name))
-    args = parser.parse_args()
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+    return run_tool(lambda: report(args), debug=args.debug)
+
+
+def report(args: argparse.Namespace) -> int:
     config = LatentTopicsConfig(**{f.name: getattr(args, f.name) for f in fields(LatentTopicsConfig)})
+    LatentTopicsCorpus(config)  # checks the options as the corpus does (one line per mistake)
     result = bounds(config, args.split)
     print(f"latent_topics {args.split}: {result.pop('words')} words after each document's first "
           f"{config.arity}, nats per word")
     for name, value in result.items():
         print(f"  {name:32s} {value:.4f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -173,3 +173,14 @@ def test_a_plugin_concept_source_trains_end_to_end_and_gets_a_flop_count(
     assert config.num_concepts == 8
     assert record["flops"] == pytest.approx(training_flops_per_token(config, 64).total * record["tokens"])
     assert "FLOPs unknown" not in capsys.readouterr().out
+
+
+def test_latent_topics_tools_run_and_refuse_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
+    learn = tool("latent_learnability")
+    assert learn.main(["--steps", "2", "--arity", "1", "--num-topics", "4", "--num-words", "64",
+                       "--dim", "16", "--seq-len", "16", "--batch", "2"]) == 0
+    assert "step     2  loss " in capsys.readouterr().out
+    assert learn.main(["--num-topics", "1"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --num-topics=1 must be at least 2; fix --num-topics"
+    assert tool("latent_topics_bounds").main(["--num_topics", "0"]) == 2
+    assert capsys.readouterr().err.startswith("error: data.num_topics=0 must be")
