@@ -23,6 +23,7 @@ from cocomix.runtime.compose_errors import (
     check_override_grammar,
     check_schema_keys,
     composition_line,
+    override_key,
     read_recipe_yaml,
 )
 from cocomix.runtime.schema import GROUP_KEYS, RecipeSchema
@@ -117,10 +118,6 @@ def register_groups() -> None:
             store.store(group=registry.key, name=entry.name, node=entry.default_config())
 
 
-def _override_key(override: str) -> str:
-    return override.lstrip("+~").split("=", 1)[0].split("@", 1)[0]
-
-
 def _with_plugins(path: Path, overrides: list[str]) -> tuple[list[str], list[str]]:
     """(plugins to import, overrides) where `plugins=[...]` on the command line *adds* to the
     recipe's list. Plugins must be imported before composition, so they are read from the raw
@@ -129,7 +126,7 @@ def _with_plugins(path: Path, overrides: list[str]) -> tuple[list[str], list[str
     for file in (RECIPES_DIR / "base.yaml", path):
         data = read_recipe_yaml(file, is_recipe=file != RECIPES_DIR / "base.yaml")
         plugins = list(data.get("plugins", plugins) or [])
-    given = [o for o in overrides if _override_key(o) == "plugins"]
+    given = [o for o in overrides if override_key(o) == "plugins"]
     if not given:
         return plugins, overrides
     for override in given:
@@ -137,7 +134,7 @@ def _with_plugins(path: Path, overrides: list[str]) -> tuple[list[str], list[str
         if not isinstance(value, list | None):
             raise CocomixError(f"`{override}` is not a list; write plugins=[module, ...]")
         plugins += [str(p) for p in value or [] if str(p) not in plugins]
-    rest = [o for o in overrides if _override_key(o) != "plugins"]
+    rest = [o for o in overrides if override_key(o) != "plugins"]
     return plugins, rest + [f"plugins=[{','.join(plugins)}]"]
 
 
@@ -159,13 +156,13 @@ def default_preset() -> str:
 def is_group_switch(override: str) -> bool:
     """`objective=kd`, `tokenizer=gpt2_bpe`, `size=386m`: selects a registry entry or a size
     (applies to every arm)."""
-    return _override_key(override) in (*GROUP_KEYS, SIZE_GROUP)
+    return override_key(override) in (*GROUP_KEYS, SIZE_GROUP)
 
 
 def override_applies(override: str, cfg: DictConfig) -> bool:
     """Whether a preset override names a key of this composed config (presets are shared by
     recipes whose components differ, e.g. `objective.lam` only exists for concept objectives)."""
-    key = _override_key(override)
+    key = override_key(override)
     if is_group_switch(override):
         return True
     return OmegaConf.select(cfg, key, default="__missing__") != "__missing__"
@@ -195,19 +192,19 @@ def compose_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Co
     import_plugins(plugins)
     register_groups()
 
-    preset_override = [o for o in user if _override_key(o) == "preset"]
-    user = [o for o in user if _override_key(o) != "preset"]
+    preset_override = [o for o in user if override_key(o) == "preset"]
+    user = [o for o in user if override_key(o) != "preset"]
     first, _ = _compose(path, name, user)
     check_schema_keys(first, user)
     preset = preset_override[-1].split("=", 1)[1] if preset_override else first.preset
     if preset == "auto":
         preset = default_preset()
-    user_keys = {_override_key(o) for o in user}
+    user_keys = {override_key(o) for o in user}
     recipe_overlay = [str(o) for o in first.preset_overrides.get(preset, [])]
     overlay = [
         o
         for o in _preset_overrides(preset) + recipe_overlay
-        if _override_key(o) not in user_keys and override_applies(o, first)
+        if override_key(o) not in user_keys and override_applies(o, first)
     ]
     effective = overlay + user + [f"preset={preset}"]
     cfg, choices = _compose(path, name, effective)

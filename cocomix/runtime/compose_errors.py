@@ -38,7 +38,7 @@ def check_schema_keys(cfg: DictConfig, overrides: list[str]) -> None:
     """`+key=` and `~key` must not change the recipe schema: an added key would be ignored (or
     crash far from the typo), a deleted one leaves a value the run needs undefined."""
     for override in overrides:
-        key = override.lstrip("+~").split("=", 1)[0]
+        key = override_key(override)
         if override.startswith("~"):
             raise CocomixError(f"`{override}` deletes a key, but every recipe key is used; set "
                                f"{key}=VALUE instead")
@@ -55,7 +55,7 @@ def check_schema_keys(cfg: DictConfig, overrides: list[str]) -> None:
 
 
 def _grammar_line(override: str, hydra_text: str, origin: str) -> str:
-    key = override.lstrip("+~").split("=", 1)[0]
+    key = override_key(override)
     if "=" not in override and not override.startswith("~"):
         return f"{origin} `{override}` is not key=value; write {key}=VALUE"
     detail = hydra_text.splitlines()[0] if hydra_text else "cannot be parsed"
@@ -123,7 +123,7 @@ def composition_line(err: Exception, overrides: list[str]) -> str:
         cause = str(err.__cause__ or "").splitlines()
         kind = _wanted_type(cause[0] if cause else "")
         if kind:  # a value of the wrong type: say which type the key takes
-            return f"bad value in `{found.group(1)}`: {_key(found.group(1))} takes {kind}"
+            return f"bad value in `{found.group(1)}`: {override_key(found.group(1))} takes {kind}"
         return f"bad override `{found.group(1)}`: {cause[0] if cause else text.splitlines()[0]}"
     in_file = _in_recipe_file(text)
     if in_file:
@@ -159,12 +159,13 @@ def _wanted_type(message: str) -> str | None:
             "float": "a number"}.get(kind, f"a {kind}")
 
 
-def _key(override: str) -> str:
+def override_key(override: str) -> str:
+    """The key an override sets: `train.lr` of `+train.lr=1e-3` (also `~key`, `key@pkg=`)."""
     return override.lstrip("+~").split("=", 1)[0].split("@", 1)[0]
 
 
 def _find(overrides: list[str], key: str) -> str:
-    return next((o for o in overrides if _key(o) == key), key)
+    return next((o for o in overrides if override_key(o) == key), key)
 
 
-__all__ = ["check_override_grammar", "check_schema_keys", "composition_line", "read_recipe_yaml"]
+__all__ = ["check_override_grammar", "check_schema_keys", "composition_line", "override_key", "read_recipe_yaml"]
