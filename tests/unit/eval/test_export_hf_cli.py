@@ -1,0 +1,60 @@
+"""tools/export_hf.py on run folders written in-process: what exports, what is refused, in one line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from cocomix.eval.run_folder import save_run_folder
+from cocomix.models import CocoMixLM
+from tools.export_hf import main
+
+transformers = pytest.importorskip("transformers")
+
+
+def write_run(folder: Path, model: CocoMixLM, spm_path: Path) -> Path:
+    return save_run_folder(folder, model, config={"train": {"seq_len": 32}, "objective": {"name": "x"}},
+                           tokenizer=spm_path, step=3)
+
+
+def test_concept_prediction_only_exports_as_gpt2_without_its_head(
+    tmp_path: Path, tiny_lm: Callable[..., CocoMixLM], spm_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tiny_lm(num_concepts=16, concept_topk=4, concept_compress=False)  # head never feeds the LM
+    run = write_run(tmp_path / "run", model, spm_path)
+    assert main([str(run), str(tmp_path / "out")]) == 0
+    assert "left out: the concept head" in capsys.readouterr().out
+    exported = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "out").eval()
+    tokens = torch.randint(0, model.config.vocab_size, (2, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (exported(tokens).logits - model.forward_lm(tokens).logits).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("mixer", ["add", "interleave"])
+def test_runs_that_mix_concepts_are_refused_in_one_line(
+    tmp_path: Path, tiny_lm: Callable[..., CocoMixLM], spm_path: Path, capsys: pytest.CaptureFixture[str],
+    mixer: str,
+) -> None:
+    run = write_run(tmp_path / "run", tiny_lm(mixer=mixer, num_concepts=16, concept_topk=4), spm_path)
+    assert main([str(run), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"mixer {mixer!r}" in err and "only runs with mixer 'none'" in err
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_an_existing_output_folder_is_refused_and_kept(
+    tmp_path: Path, tiny_lm: Callable[..., CocoMixLM], spm_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = write_run(tmp_path / "run", tiny_lm(), spm_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main([str(run), str(out)]) == 2
+    assert "already exists and is not an empty folder" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "mine"
+    assert main([str(run), str(out), "--step", "7"]) == 2
+    assert main([str(run), str(tmp_path / "other"), "--step", "7"]) == 2
+    assert "has no checkpoint at step 7" in capsys.readouterr().err

@@ -1,0 +1,54 @@
+"""Export a trained run as a Hugging Face model folder.
+
+Usage::
+
+    python tools/export_hf.py runs/pretrain/ntp/main/seed22 exported/ntp
+    python tools/export_hf.py RUN OUT --step 1000
+
+NTP, KD and concept-prediction-only runs (mixer ``none``) become a folder that
+``transformers.GPT2LMHeadModel.from_pretrained(OUT)`` and ``AutoTokenizer.from_pretrained(OUT)``
+load with no custom code, so ``lm_eval --model hf --model_args pretrained=OUT --device cpu``
+scores it. Runs whose mixer changes the forward pass (CoCoMix add/interleave, pause) are refused
+in one line. See ``docs/evaluation.md`` ("Using a run outside the framework").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script from a checkout
+
+from cocomix.eval.cli import check_output_dir, run_tool  # noqa: E402
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a run folder (runs/<recipe>/<arm>/seed<k>)")
+    parser.add_argument("out", type=Path, help="the folder to write (must not exist, or be empty)")
+    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: last)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser.parse_args(argv)
+
+
+def export(args: argparse.Namespace) -> int:
+    from cocomix.export.hf import export_run
+
+    check_output_dir(args.out, "OUT")
+    result = export_run(args.run, args.out, step=args.step)
+    print(f"exported {args.run} at step {result.step} as {result.architecture} to {result.folder}")
+    for part in result.dropped:
+        print(f"  left out: {part}")
+    print(f"  load it: transformers.AutoModelForCausalLM.from_pretrained({str(result.folder)!r})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    return run_tool(lambda: export(args), debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
