@@ -202,6 +202,9 @@ def train_sae_on_teacher(teacher: TeacherLM, layer: int, train: TokenShard, vali
         "tokens": int(acts.size(0)),
         "layer": layer,
         "options": {"n_latents": config.n_latents, "k": config.k, "steps": config.steps},
+        # The SAE's bits depend on the intra-op thread count it was trained with, and every run
+        # that shares this cached SAE inherits them (docs/reliability.md, "Determinism").
+        "torch_threads": torch.get_num_threads(),
     }
     return sae, report
 

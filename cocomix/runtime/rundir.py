@@ -165,5 +165,7 @@ def environment() -> dict[str, Any]:
         "git": git_revision(),
         "cuda": torch.version.cuda,
         "devices": torch.cuda.device_count(),
+        # CPU results are bit-identical only at the same intra-op thread count (reliability.md).
+        "torch_threads": torch.get_num_threads(),
         "argv": sys.argv,
     }

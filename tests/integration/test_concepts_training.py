@@ -66,6 +66,7 @@ def test_sae_recipe_reports_variance_explained(tmp_path: Path, artifact_cache: P
     [run] = run_recipe("sae/train", SMALL_LM + sae_overrides + ["steps=6"], tmp_path)
     report = json.loads((run.path / "sae_report.json").read_text())
     assert report["valid"]["fve"] > 0.5  # far better than the mean baseline (fve 0)
+    assert report["torch_threads"] >= 1  # the SAE's bits depend on it (reliability.md)
 
 
 def test_paper_scale_dry_run_counts_cocomix_parameters() -> None:

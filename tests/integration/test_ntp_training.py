@@ -59,6 +59,9 @@ def test_run_folder_layout(straight: Path) -> None:
     assert (straight / "metrics" / "valid.jsonl").is_file()
     env = json.loads((straight / "env.json").read_text())
     assert env["packages"]["fairseq2"] == "0.8.1"
+    import torch
+
+    assert env["torch_threads"] == torch.get_num_threads()  # CPU bits depend on it
 
 
 def test_loss_drops_and_tensorboard_has_project_tags(straight: Path) -> None:
