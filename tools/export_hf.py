@@ -8,8 +8,10 @@ Usage::
 NTP, KD and concept-prediction-only runs (mixer ``none``) become a folder that
 ``transformers.GPT2LMHeadModel.from_pretrained(OUT)`` and ``AutoTokenizer.from_pretrained(OUT)``
 load with no custom code, so ``lm_eval --model hf --model_args pretrained=OUT --device cpu``
-scores it. Runs whose mixer changes the forward pass (CoCoMix add/interleave, pause) are refused
-in one line. See ``docs/evaluation.md`` ("Using a run outside the framework").
+scores it. Runs whose mixer changes the forward pass (CoCoMix add/interleave, pause) become
+``CocoMixForCausalLM`` folders with their modeling code (``AutoModelForCausalLM.from_pretrained(OUT,
+trust_remote_code=True)``; add ``trust_remote_code=True`` to lm-eval's ``--model_args``). See
+``docs/evaluation.md`` (``tools/export_hf.py``).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def export(args: argparse.Namespace) -> int:
     print(f"exported {args.run} at step {result.step} as {result.architecture} to {result.folder}")
     for part in result.dropped:
         print(f"  left out: {part}")
-    print(f"  load it: transformers.AutoModelForCausalLM.from_pretrained({str(result.folder)!r})")
+    remote = ", trust_remote_code=True" if result.architecture != "GPT2LMHeadModel" else ""
+    print(f"  load it: transformers.AutoModelForCausalLM.from_pretrained({str(result.folder)!r}{remote})")
     return 0
 
 

@@ -97,3 +97,42 @@ def test_summary_states_costs_and_held_out_perplexity(ablation: Path) -> None:
     assert interleave["flops_per_token"] > ntp["flops_per_token"]  # doubled upper blocks + teacher
     assert interleave["train_flops"] == pytest.approx(interleave["flops_per_token"] * interleave["tokens"])
     assert all(arm["test_ppl_mean"] > 1 for arm in arms.values())
+
+
+@pytest.mark.parametrize("arm", ["interleave", "add"])
+def test_concept_runs_export_with_their_modeling_code(ablation: Path, tmp_path: Path, arm: str) -> None:
+    """The exported CoCoMix student (trust_remote_code) computes what the run's model does:
+    logits and concept logits, KV-cached greedy decoding, steering, and left-padded batches."""
+    import torch
+    import transformers
+
+    from cocomix.analysis.steering import steering
+    from cocomix.eval.loading import load_run
+    from cocomix.models import generate
+    from tools.export_hf import main
+
+    run_dir = ablation / "ablation" / "add_vs_mix" / arm / "seed0"
+    out = tmp_path / f"cocomix_{arm}"
+    assert main([str(run_dir), str(out)]) == 0
+    assert {"modeling_cocomix.py", "configuration_cocomix.py", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    model = transformers.AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True).eval()
+    ours = load_run(run_dir)
+    tokens = torch.tensor([ours.tokenizer.encode("It was the best of times, it was the worst of times, "
+                                                 "it was the age of wisdom, it was the age of foolishness")])
+    with torch.no_grad():
+        theirs, mine = model(tokens), ours.model.forward_lm(tokens)
+        assert (theirs.logits - mine.logits).abs().max() <= 1e-4
+        assert (theirs.concept_logits - mine.concept_logits).abs().max() <= 1e-4
+        # Left padding (generate's batches) leaves the real tokens' logits as they were.
+        padded = torch.cat([torch.full((1, 3), ours.tokenizer.eos_id), tokens], dim=1)
+        mask = torch.cat([torch.zeros(1, 3, dtype=torch.long), torch.ones_like(tokens)], dim=1)
+        assert (model(padded, attention_mask=mask).logits[:, 3:] - mine.logits).abs().max() <= 1e-4
+    prompt = tokens[:, :6]
+    cached = model.generate(prompt, max_new_tokens=16, do_sample=False, attention_mask=torch.ones_like(prompt))
+    assert torch.equal(cached, generate(ours.model, prompt, 16, greedy=True))
+    concept = int(mine.concept_logits[0, -1].argmin())  # a concept the run does not predict here
+    model.set_concept_scale(concept, -40.0)
+    with steering(ours.model, concept, -40.0):
+        steered = generate(ours.model, prompt, 16, greedy=True)
+    assert torch.equal(model.generate(prompt, max_new_tokens=16, do_sample=False,
+                                      attention_mask=torch.ones_like(prompt)), steered)

@@ -33,15 +33,28 @@ def test_concept_prediction_only_exports_as_gpt2_without_its_head(
         assert (exported(tokens).logits - model.forward_lm(tokens).logits).abs().max() <= 1e-5
 
 
-@pytest.mark.parametrize("mixer", ["add", "interleave"])
-def test_runs_that_mix_concepts_are_refused_in_one_line(
-    tmp_path: Path, tiny_lm: Callable[..., CocoMixLM], spm_path: Path, capsys: pytest.CaptureFixture[str],
-    mixer: str,
+@pytest.mark.parametrize("mixer", ["add", "interleave", "pause"])
+def test_mixing_runs_export_with_modeling_code_that_matches(
+    tmp_path: Path, tiny_lm: Callable[..., CocoMixLM], spm_path: Path, mixer: str
 ) -> None:
-    run = write_run(tmp_path / "run", tiny_lm(mixer=mixer, num_concepts=16, concept_topk=4), spm_path)
+    concepts = {} if mixer == "pause" else {"num_concepts": 16, "concept_topk": 4}
+    model = tiny_lm(mixer=mixer, **concepts)
+    run = write_run(tmp_path / "run", model, spm_path)
+    assert main([str(run), str(tmp_path / f"out_{mixer}")]) == 0
+    exported = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / f"out_{mixer}", trust_remote_code=True)
+    tokens = torch.randint(0, model.config.vocab_size, (2, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (exported.eval()(tokens).logits - model.forward_lm(tokens).logits).abs().max() <= 1e-5
+
+
+def test_a_hidden_state_head_is_refused_in_one_line(
+    tmp_path: Path, tiny_lm: Callable[..., CocoMixLM], spm_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tiny_lm(mixer="interleave", concept_head="hidden", teacher_dim=16)
+    run = write_run(tmp_path / "run", model, spm_path)
     assert main([str(run), str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and f"mixer {mixer!r}" in err and "only runs with mixer 'none'" in err
+    assert err.count("\n") == 0 and "'hidden' concept head" in err and "SAE-concept head only" in err
     assert not (tmp_path / "out").exists()  # nothing half-written
 
 
