@@ -41,27 +41,56 @@ def load_trained_lm(run_dir: Path, step: int | None = None) -> CocoMixLM:
     elif step not in steps:
         raise CocomixError(f"{run_dir} has no checkpoint at step {step}; it has {steps}")
     config = load_model_config(run_dir)
-    files = sorted((run_dir / "checkpoints" / f"step_{step}" / "model").rglob("*.pt"))
-    if len(files) != 1:
-        raise CocomixError(
-            f"expected one model shard under {run_dir}/checkpoints/step_{step}/model, found "
-            f"{len(files)}; sharded (tensor-parallel) checkpoints are not supported here"
-        )
-    try:
-        state = torch.load(files[0], map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a truncated or foreign file
-        raise CocomixError(
-            f"cannot read checkpoint {files[0]} ({_load_failure(err)}); restore it, or delete "
-            f"checkpoints/step_{step} to use an earlier step"
-        ) from None
     model = create_cocomix_lm(config, device=torch.device("cpu"))
-    state = state.get("model", state)
+    model_dir = run_dir / "checkpoints" / f"step_{step}" / "model"
+    # Rank order (sdp_2 before sdp_10 whatever the padding): FSDP shards join in it.
+    files = sorted(model_dir.rglob("*.pt"), key=lambda f: (len(f.stem), f.stem))
+    if not files or any(f.parent.name != "tp_00" or f.parent.parent.name != "pp_00" for f in files):
+        raise CocomixError(
+            f"expected model shards pp_00/tp_00/sdp_*.pt under {model_dir}, found "
+            f"{[str(f.relative_to(model_dir)) for f in files]}; tensor- and pipeline-parallel "
+            f"checkpoints are not supported here"
+        )
+    shards = [_read_shard(f, step) for f in files]
+    state = shards[0] if len(shards) == 1 else _merge_fsdp_shards(shards, model.state_dict(), model_dir)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
         first = str(err).splitlines()[0]
         raise CocomixError(f"checkpoint {files[0]} does not match its model.yaml: {first}") from None
     return model.eval()
+
+
+def _read_shard(path: Path, step: int) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a truncated or foreign file
+        raise CocomixError(
+            f"cannot read checkpoint {path} ({_load_failure(err)}); restore it, or delete "
+            f"checkpoints/step_{step} to use an earlier step"
+        ) from None
+    return state.get("model", state)
+
+
+def _merge_fsdp_shards(
+    shards: list[dict[str, torch.Tensor]], expected: dict[str, torch.Tensor], model_dir: Path
+) -> dict[str, torch.Tensor]:
+    """One state dict from an FSDP run's ``sdp_00.pt, sdp_01.pt, ...``: fairseq2 saves each
+    rank's local shard, and FSDP shards every parameter along dim 0 in rank order, so the full
+    tensor is the shards concatenated (checked against the model's own shapes)."""
+    merged = {}
+    for key, full in expected.items():
+        parts = [shard.get(key) for shard in shards]
+        if any(part is None for part in parts):
+            raise CocomixError(f"FSDP checkpoint {model_dir} lacks {key!r} in some of its {len(shards)} shards")
+        tensor = parts[0] if full.ndim == 0 else torch.cat(parts, dim=0)  # type: ignore[arg-type]
+        if tensor.shape != full.shape:
+            raise CocomixError(
+                f"FSDP checkpoint {model_dir}: the {len(shards)} shards of {key!r} join to "
+                f"{tuple(tensor.shape)}, not the model's {tuple(full.shape)}"
+            )
+        merged[key] = tensor
+    return merged
 
 
 def _load_failure(err: Exception) -> str:

@@ -2,20 +2,24 @@
 global batch: same data order (windows are a pure function of seed and global sample index),
 gradients averaged across ranks by DDP or sharded by FSDP.
 
-NTP runs under DDP; CoCoMix runs under FSDP with `concepts=cached`, each rank extracting the
-labels of its own micro-batches through the teacher and writing them into one shared cache (the
-1-process NTP run serves as the teacher, so no teacher is trained here).
+NTP runs under DDP and FSDP; CoCoMix runs under FSDP with `concepts=cached`, each rank extracting
+the labels of its own micro-batches through the teacher and writing them into one shared cache
+(the 1-process NTP run serves as the teacher, so no teacher is trained here). The FSDP runs stop
+at step 2 and resume from their sharded checkpoint, and that checkpoint (one shard per rank) loads
+as one model and evaluates.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from cocomix.runtime.launch import run_recipe
 
@@ -48,7 +52,12 @@ def ntp_one(tmp_path_factory: pytest.TempPathFactory, artifact_cache: Path) -> P
     return run.path
 
 
-def two_ranks(recipe: str, overrides: list[str], runs: Path, cache: Path) -> Path:
+def two_ranks(recipe: str, overrides: list[str], runs: Path, cache: Path, *, resume_at: int | None = None) -> Path:
+    """A 2-rank torchrun launch; with ``resume_at``, one that stops there and a second that
+    resumes from its checkpoint to the end."""
+    if resume_at is not None:
+        two_ranks(recipe, [*overrides, f"stop_at={resume_at}", f"checkpoint_every={resume_at}"], runs, cache)
+        overrides = [*overrides, f"checkpoint_every={resume_at}"]
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
         "--master-port", str(29500 + os.getpid() % 1000 + len(overrides) % 7),
@@ -62,6 +71,8 @@ def two_ranks(recipe: str, overrides: list[str], runs: Path, cache: Path) -> Pat
     run = runs / recipe / "main" / "seed22"
     logs = sorted(p.name for p in (run / "logs").glob("rank_*.log"))
     assert logs == ["rank_0.log", "rank_1.log"], logs  # really two ranks
+    if resume_at is not None:  # the second launch continued, it did not start over
+        assert f"from the last checkpoint at step {resume_at}." in (run / "logs" / "rank_0.log").read_text()
     return run
 
 
@@ -74,10 +85,31 @@ def assert_same_curve(one: Path, two: Path) -> None:
     assert a[-1][1] < a[0][1]  # it trained
 
 
+def assert_fsdp_checkpoint_evaluates_as_one(one: Path, two: Path) -> None:
+    """An FSDP checkpoint (one shard per rank) loads as one model, the 1-process run's weights,
+    and evaluates."""
+    from cocomix.eval import evaluate_loaded, load_run
+    from cocomix.runtime.checkpoint import load_trained_lm
+
+    assert len(list((two / "checkpoints" / "step_4" / "model").rglob("sdp_*.pt"))) == 2
+    merged, single = load_trained_lm(two).state_dict(), load_trained_lm(one).state_dict()
+    for key, value in single.items():
+        torch.testing.assert_close(merged[key], value, rtol=1e-4, atol=1e-4, msg=key)
+    result = evaluate_loaded(load_run(two), tasks=["ppl"], max_tokens=256)
+    assert math.isfinite(result["ppl"]["pd_english/all"]["nll"])
+
+
 @pytest.mark.slow
 def test_ntp_two_ranks_ddp_match_one(ntp_one: Path, tmp_path: Path, artifact_cache: Path) -> None:
     two = two_ranks("pretrain/ntp", SMALL + ["train.data_parallel=ddp"], tmp_path, artifact_cache)
     assert_same_curve(ntp_one, two)
+
+
+@pytest.mark.slow
+def test_ntp_two_ranks_fsdp_stop_resume_and_evaluate(ntp_one: Path, tmp_path: Path, artifact_cache: Path) -> None:
+    two = two_ranks("pretrain/ntp", SMALL + ["train.data_parallel=fsdp"], tmp_path, artifact_cache, resume_at=2)
+    assert_same_curve(ntp_one, two)  # stopped at 2, resumed from its sharded checkpoint
+    assert_fsdp_checkpoint_evaluates_as_one(ntp_one, two)
 
 
 @pytest.mark.slow
@@ -87,8 +119,9 @@ def test_cocomix_cached_two_ranks_fsdp_match_one(ntp_one: Path, tmp_path: Path, 
                        tmp_path / "one")
     labels = tmp_path / "labels"
     two = two_ranks("pretrain/cocomix", overrides + ["train.data_parallel=fsdp", f"concepts.path={labels}"],
-                    tmp_path / "two", artifact_cache)
-    assert_same_curve(one.path, two)
+                    tmp_path / "two", artifact_cache, resume_at=2)
+    assert_same_curve(one.path, two)  # stopped at 2, resumed from its sharded checkpoint
+    assert_fsdp_checkpoint_evaluates_as_one(one.path, two)
     # Both ranks wrote their micro-batches' labels into the one cache folder: 4 steps x 2 ranks.
     assert sorted(p.name for p in labels.glob("chunk-*.npy")) == [f"chunk-{i:08d}.npy" for i in range(8)]
     assert json.loads((labels / "meta.json").read_text())["parts"]["micro_batch_size"] == GLOBAL_BATCH // 2

@@ -4,8 +4,10 @@ bf16 autocast and activation checkpointing, for NTP and for CoCoMix with cached 
 trains, checkpoints, stops, resumes to the same losses and weights as a straight run, and
 evaluates. Activation checkpointing recomputes the same activations, so it must equal the plain
 fp32 run bit for bit; bf16 must differ from it (autocast is in effect, not silently off).
-FSDP on two gloo processes is `test_distributed.py`; `torch.compile` is not rehearsed here (an
-inductor build takes minutes on two cores).
+`torch.compile` (inductor, which builds C++ kernels on CPU: about a minute here) is rehearsed for
+CoCoMix, whose graph holds NTP's blocks plus the concept head's TopK and gather and the mixer:
+a compiled run stops, resumes and evaluates, with the fp32 eager run's losses up to kernel
+rounding. FSDP on two gloo processes is `test_distributed.py`.
 """
 
 from __future__ import annotations
@@ -60,5 +62,24 @@ def test_switch_trains_resumes_exactly_and_evaluates(
     same_as_fp32 = all(torch.equal(a[key], fp32[key]) for key in a)
     assert same_as_fp32 == (switch == "activation_checkpointing")
 
+    result = evaluate_loaded(load_run(resumed.path), tasks=["ppl"], max_tokens=512)
+    assert result["step"] == 4 and math.isfinite(result["ppl"]["pd_english/all"]["nll"])
+
+
+@pytest.mark.slow
+def test_compiled_cocomix_trains_resumes_and_evaluates(fp32_runs: dict[str, Path], tmp_path: Path) -> None:
+    from torch._dynamo.utils import counters
+
+    recipe, extra = RECIPES["cocomix_cached"]
+    overrides = SMALL_LM + extra + STEPS + ["train.compile=true", f"concepts.path={tmp_path / 'labels'}"]
+    counters.clear()
+    run_recipe(recipe, [*overrides, "stop_at=2"], tmp_path)
+    assert counters["stats"]["unique_graphs"] > 0  # compiled, in this process
+    assert not counters["graph_break"], dict(counters["graph_break"])  # whole layers, not pieces
+    [resumed] = run_recipe(recipe, overrides, tmp_path)
+    compiled, eager = train_losses(resumed.path), train_losses(fp32_runs["cocomix_cached"])
+    assert sorted(compiled) == sorted(eager) == [1, 2, 3, 4]
+    # Inductor fuses kernels, so the bits differ from eager; the training does not.
+    assert compiled == pytest.approx(eager, rel=1e-4, abs=1e-4)
     result = evaluate_loaded(load_run(resumed.path), tasks=["ppl"], max_tokens=512)
     assert result["step"] == 4 and math.isfinite(result["ppl"]["pd_english/all"]["nll"])
