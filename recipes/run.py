@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     from cocomix.registry import CocomixError
     from cocomix.runtime import launch
     from cocomix.runtime.console import set_verbose, show_build_messages
+    from cocomix.runtime.world import is_rank_zero
 
     set_verbose(args.verbose)
     show_build_messages()
@@ -51,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.list:
             print(launch.listing())
         elif args.dry_run:
-            print(launch.dry_run(args.recipe, args.overrides))
+            plan = launch.dry_run(args.recipe, args.overrides)  # every rank checks the recipe
+            if is_rank_zero():  # one copy under torchrun/srun
+                print(plan)
         else:
             launch.run_recipe(args.recipe, args.overrides, args.runs_dir)
     except CocomixError as err:

@@ -10,7 +10,6 @@ the same teacher reuses them and a half-written one is never read.
 from __future__ import annotations
 
 import json
-import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from cocomix.runtime.checkpoint import checkpoint_steps, load_trained_lm
 from cocomix.runtime.compose import ComposedRecipe
 from cocomix.runtime.run_lock import RunLock
 from cocomix.runtime.schema import RESUME_NEUTRAL_KEYS
+from cocomix.runtime.world import is_rank_zero
 from cocomix.runtime.teacher import (
     CocoLMTeacher,
     HFGPT2Teacher,
@@ -119,8 +119,8 @@ def _produce_teacher(composed: ComposedRecipe, cache_dir: Path) -> tuple[Path, s
     steps = checkpoint_steps(run_dir)
     if not steps or steps[-1] < target:
         # Runs that need the same teacher at once wait for the one that trains it. Under torchrun
-        # only rank 0 locks: the other ranks train with it (they would deadlock waiting on it).
-        owner = os.environ.get("RANK", "0") == "0"
+        # or srun only rank 0 locks: the other ranks train with it (they would deadlock waiting).
+        owner = is_rank_zero()
         with RunLock(run_dir, wait=True, what="teacher") if owner else nullcontext():
             steps = checkpoint_steps(run_dir)
             if not steps or steps[-1] < target:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -23,6 +22,8 @@ from fairseq2.metrics import format_as_float
 from fairseq2.metrics.recorders import MetricDescriptor, MetricRecorder
 from fairseq2.runtime.dependency import DependencyContainer
 from torch import Tensor
+
+from cocomix.runtime.world import is_rank_zero
 
 _VERBOSE = False
 PRINTED_LINES_PER_RUN = 10
@@ -180,7 +181,7 @@ def register_console(
     display name is the metric's name and 999 fairseq2's priority for unknown names, so
     ``metrics/*.jsonl`` keep their keys and their order.
     """
-    if os.environ.get("RANK", "0") == "0":
+    if is_rank_zero():
         container.collection.register(
             MetricRecorder, lambda _: ProgressRecorder(label, total_steps))
     for name in (*metric_names, "total_flops", "ppl", "num_tokens"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
@@ -27,6 +26,7 @@ from cocomix.runtime.compose import (
 from cocomix.runtime.compose_errors import check_override_grammar
 from cocomix.runtime.run_lock import RunLock
 from cocomix.runtime.rundir import RunDir
+from cocomix.runtime.world import is_rank_zero
 
 MAIN_ARM = "main"
 ARM_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
@@ -144,8 +144,8 @@ def run_recipe(recipe: str, overrides: list[str], runs_dir: Path) -> list[RunDir
         raise CocomixError(f"baseline_arm={baseline!r} is not among the arms to run "
                            f"{sorted({plan.arm for plan in plans})}; name one of them or leave it empty")
     done = []
-    # torchrun sets RANK in every process it starts; rank 0 owns (locks, checks, writes) folders.
-    owner = os.environ.get("RANK", "0") == "0"
+    # Global rank 0 (torchrun's RANK, srun's SLURM_PROCID) owns (locks, checks, writes) folders.
+    owner = is_rank_zero()
     for plan in plans:
         run_dir = RunDir.of(runs_dir, recipe, plan.arm, plan.seed)
         with RunLock(run_dir.path) if owner else nullcontext():

@@ -9,7 +9,6 @@ and the train/validation units for fairseq2's `Trainer`.
 from __future__ import annotations
 
 import logging
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -301,19 +300,6 @@ class CocomixRecipe(Recipe):
         return objective.to(torch.device(str(context.device)))
 
 
-def _static_shapes_when_compiled(config: CocomixFs2Config) -> AbstractContextManager[object]:
-    """fairseq2 compiles each decoder layer, and with an interleaving mixer the upper layers see
-    2T positions where the lower ones see T. Dynamo would then trace the length as a symbol, and
-    fairseq2's SDPA passes ``is_causal=(q_len == k_len)`` on as a symbolic bool, which breaks the
-    graph at every attention call (8 breaks in 4 CoCoMix steps, measured). Static shapes compile
-    each length once instead (``test_gpu_switches.py`` asserts no graph break)."""
-    if not config.model.compile:
-        return nullcontext()
-    import torch._dynamo
-
-    return torch._dynamo.config.patch(automatic_dynamic_shapes=False)
-
-
 def run_fairseq2(recipe: CocomixRecipe, config: CocomixFs2Config, output_dir: Path) -> None:
     from fairseq2.checkpoint import CheckpointError, CheckpointNotFoundError
     from fairseq2.logging import log
@@ -321,8 +307,8 @@ def run_fairseq2(recipe: CocomixRecipe, config: CocomixFs2Config, output_dir: Pa
 
     handlers = list(log.logger.handlers)
     try:
-        with quiet_fairseq2(), _static_shapes_when_compiled(config):
-            run(recipe, config, output_dir, no_progress=True)  # our ProgressRecorder draws progress
+        with quiet_fairseq2():  # our ProgressRecorder draws the progress instead of fairseq2's bar
+            run(recipe, config, output_dir, no_progress=True)
     except (CheckpointError, CheckpointNotFoundError) as err:
         # Resuming read a damaged checkpoint (fairseq2 renames a step into place only when it is
         # complete, so this is damage after the fact: a bad disk, a partial copy, a hand edit).
