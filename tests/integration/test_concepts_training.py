@@ -136,3 +136,17 @@ def test_concept_runs_export_with_their_modeling_code(ablation: Path, tmp_path: 
         steered = generate(ours.model, prompt, 16, greedy=True)
     assert torch.equal(model.generate(prompt, max_new_tokens=16, do_sample=False,
                                       attention_mask=torch.ones_like(prompt)), steered)
+    if arm == "interleave":  # lm-eval's own hf model on the export scores as our adapter does
+        import lm_eval.models.huggingface
+        from lm_eval.api.instance import Instance
+
+        from cocomix.eval.lm_eval_adapter import CocomixEvalLM
+
+        pairs = [("It was the best of", " times"), ("", "Call me Ishmael."), ("The age of", " wisdom")]
+        requests = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)]
+        hf = lm_eval.models.huggingface.HFLM(pretrained=str(out), device="cpu", batch_size=2,
+                                             trust_remote_code=True)
+        theirs = hf.loglikelihood(requests, disable_tqdm=True)
+        mine = CocomixEvalLM(str(run_dir), batch_size=2).loglikelihood(requests, disable_tqdm=True)
+        assert [greedy for _, greedy in theirs] == [greedy for _, greedy in mine]
+        assert [ll for ll, _ in theirs] == pytest.approx([ll for ll, _ in mine], abs=1e-3)
