@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"fairseq2\..*")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     from cocomix.registry import CocomixError
-    from cocomix.runtime import launch
+    from cocomix import experiment
     from cocomix.runtime.console import set_verbose, show_build_messages
     from cocomix.runtime.world import is_rank_zero
 
@@ -50,19 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     show_build_messages()
     try:
         if args.list:
-            print(launch.listing())
+            print(experiment.listing())
         elif args.dry_run:
-            plan = launch.dry_run(args.recipe, args.overrides)  # every rank checks the recipe
+            plan = experiment.dry_run(args.recipe, args.overrides, args.runs_dir)  # every rank checks the recipe
             if is_rank_zero():  # one copy under torchrun/srun
                 print(plan)
         else:
-            launch.run_recipe(args.recipe, args.overrides, args.runs_dir)
+            experiment.run_recipe(args.recipe, args.overrides, args.runs_dir)
     except CocomixError as err:
         if args.debug:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, launch.RunInterrupted) as stop:
+    except (KeyboardInterrupt, experiment.RunInterrupted) as stop:
         if args.debug:
             raise
         print(interrupted_line(stop, argv if argv is not None else sys.argv[1:]), file=sys.stderr)

@@ -6,7 +6,7 @@ Measures, with medians over repeated steps after warm-up:
 - framework overhead: NTP through the full runtime (Hydra, fairseq2 Trainer, data pipeline,
   metric recording) vs a bare PyTorch loop on the same model and batches (interleaved);
 - per-step time of NTP and CoCoMix (labels in memory / `concepts=cached` / online attribution),
-  interleaved, next to the FLOP ratios of `cocomix.analysis.flops`;
+  interleaved, next to the FLOP ratios of `cocomix.runtime.flops`;
 - the concept compressor: k-column gather vs a dense C x d matmul;
 - achieved training FLOP/s vs this machine's fp32 matmul FLOP/s (utilisation);
 - peak resident memory of each configuration, each in its own process.

@@ -50,7 +50,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from a checkout: use the project's helpers
 
-from cocomix.data.artifacts import sha256_file  # noqa: E402
+from cocomix.cache_files import sha256_file  # noqa: E402
 SPLITS = ("train", "valid", "test")
 
 # Chunking and split sizes of the slice. A chunk is the unit of the held-out splits and of the

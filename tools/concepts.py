@@ -44,7 +44,8 @@ def body(args: argparse.Namespace) -> int:
     )
     from cocomix.analysis.steering import require_concept_head
     from cocomix.data.shards import TokenShard
-    from cocomix.eval.loading import load_run, missing_artifact
+    from cocomix.eval.loading import load_run
+    from cocomix.runtime.rundir import missing_artifact
     from cocomix.registry import CocomixError
 
     if args.top < 1 or args.examples < 1:

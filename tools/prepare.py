@@ -34,13 +34,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def prepare(args: argparse.Namespace) -> int:
+    from cocomix.experiment import plan_runs
+    from cocomix.experiment.execute import train_teacher
+    from cocomix.experiment.plan import teacher_nodes
     from cocomix.runtime.artifacts import artifact_dir, prepare_data
     from cocomix.runtime.components import build_concept_components
-    from cocomix.runtime.launch import plan_runs
 
     cache_dir = artifact_dir(args.runs_dir)
+    plans = plan_runs(args.recipe, list(args.overrides))
+    for node in teacher_nodes(plans, cache_dir):  # a teacher the recipe trains on demand
+        train_teacher(node, cache_dir)
     seen: set[str] = set()
-    for plan in plan_runs(args.recipe, list(args.overrides)):
+    for plan in plans:
         resolved = plan.composed.resolved()
         # Arms share data and tokenizer unless they override them: build each combination once
         # (a local corpus is hashed file by file, which takes minutes for OpenWebText).

@@ -1,6 +1,7 @@
-"""Analysis of trained runs: FLOP accounting, run comparison, concept steering and inspection.
+"""Analysis of trained runs: run comparison, reports, concept steering and inspection.
 
-``cocomix.analysis.flops`` is the one place training FLOPs are counted; the other modules load
+Training FLOPs are counted in one place, ``cocomix.runtime.flops`` (training logs them); these
+modules load
 runs (``cocomix.eval.loading``) and are used by ``tools/compare.py``, ``tools/steer.py`` and
 ``tools/concepts.py``.
 """

@@ -6,7 +6,7 @@ Reads fairseq2's JSONL records (``metrics/valid.jsonl``: ``Step``, ``Loss``, ``p
 and ``config.yaml`` of each run; nothing is loaded onto a device. Tokens at a validation step
 are ``step × tokens per step``, the latter read from the first train record (cumulative
 elements / step, before any resume could restart a counter). FLOPs are
-``tokens × cocomix.analysis.run_flops.run_flops_per_token(run)`` (paper brief §6.3 rules).
+``tokens × cocomix.runtime.run_flops.run_flops_per_token(run)`` (paper brief §6.3 rules).
 
 Runs are grouped into arms by their ``<arm>`` folder name (prefixed with the recipe when two
 recipes share an arm name); the seeds of an arm form its band in the plots.
@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from cocomix.eval.loading import RunInfo, read_config
+from cocomix.eval.loading import RunInfo
+from cocomix.runtime.rundir import read_config
 from cocomix.registry import CocomixError
 
 IGNORED_CONFIG_KEYS: tuple[str, ...] = ("seed", "seeds", "arms", "description", "stop_at")
@@ -121,7 +122,7 @@ def load_curves(info: RunInfo, arm: str) -> RunCurves:
 
 def _flops_per_token(run_dir: Path) -> tuple[float | None, str]:
     """FLOPs per training token, or ``None`` and the reason (shown in the table, never hidden)."""
-    from cocomix.analysis.run_flops import run_flops_per_token
+    from cocomix.runtime.run_flops import run_flops_per_token
 
     try:
         return run_flops_per_token(run_dir).total, ""

@@ -158,7 +158,7 @@ def scan_latents(
 def load_concept_artifacts(artifacts: dict[str, object], run_dir: Path) -> tuple[TeacherLM, TopKSAE, int]:
     """The run's frozen teacher, SAE and SAE layer, from its ``artifacts.json`` record."""
     from cocomix.concepts.sae import load_openai_sae
-    from cocomix.eval.loading import missing_artifact
+    from cocomix.runtime.rundir import missing_artifact
     from cocomix.runtime.checkpoint import load_trained_lm
     from cocomix.runtime.teacher import CocoLMTeacher, HFGPT2Teacher
 

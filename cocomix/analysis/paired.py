@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from cocomix.analysis.compare import arm_curves, load_curves, read_jsonl, reach
-from cocomix.eval.loading import read_artifacts, read_config, run_info
+from cocomix.eval.loading import run_info
+from cocomix.runtime.rundir import read_artifacts, read_config
 from cocomix.registry import CocomixError
 
 BASELINE_METHOD = "ntp"

@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cocomix.eval.loading import read_artifacts, read_config, run_info
+from cocomix.eval.loading import run_info
+from cocomix.runtime.rundir import read_artifacts, read_config
 
 
 def sae_rows(runs: list[Path]) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from cocomix.concepts.sources import ConceptBatch, ConceptSource, SourceContext
-from cocomix.data.artifacts import atomic_write_text, cache_key
+from cocomix.cache_files import atomic_write_text, cache_key
 from cocomix.registry import CONCEPT_SOURCES, CocomixError
 
 

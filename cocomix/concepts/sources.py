@@ -67,7 +67,7 @@ class ConceptSource(abc.ABC):
 
     A source declares what the runtime must build for it (read from the registry before anything
     is built): ``needs_teacher`` and ``needs_sae``; how its teacher work is counted in training
-    FLOPs (``teacher_flop_mode``, ``cocomix.analysis.flops``); and, for a label space that is not
+    FLOPs (``teacher_flop_mode``, ``cocomix.runtime.flops``); and, for a label space that is not
     the SAE's latents, ``planned_num_concepts`` (the concept head's width, known in --dry-run).
     """
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cocomix.data.artifacts import cache_key
+from cocomix.cache_files import cache_key
 from cocomix.data.tokenizers import Tokenizer
 from cocomix.registry import TOKENIZERS, CocomixError
 

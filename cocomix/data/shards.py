@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from cocomix.data.artifacts import atomic_dir, atomic_write_text, cache_key
+from cocomix.cache_files import atomic_dir, atomic_write_text, cache_key
 from cocomix.data.tokenizers import Tokenizer
 from cocomix.registry import CocomixError
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import sentencepiece as spm
 
-from cocomix.data.artifacts import atomic_dir, atomic_write_bytes, cache_key, file_fingerprint
+from cocomix.cache_files import atomic_dir, atomic_write_bytes, cache_key, file_fingerprint
 from cocomix.registry import TOKENIZERS, CocomixError
 
 if TYPE_CHECKING:
@@ -108,16 +108,6 @@ class SentencePieceTokenizer(Tokenizer):
 
     def __repr__(self) -> str:
         return f"SentencePieceTokenizer({str(self.path)!r}, vocab_size={self.vocab_size})"
-
-
-def load_tokenizer(path: Path | str, *, num_threads: int = 2) -> Tokenizer:
-    """Load what ``Tokenizer.path`` points at: a SentencePiece ``.model`` file, or a folder
-    holding GPT-2's ``encoder.json`` + ``vocab.bpe`` (``gpt2_bpe``)."""
-    from cocomix.data.gpt2_bpe import GPT2BPETokenizer, is_gpt2_bpe_dir
-
-    if is_gpt2_bpe_dir(Path(path)):
-        return GPT2BPETokenizer(Path(path), num_threads=num_threads)
-    return SentencePieceTokenizer(Path(path), num_threads=num_threads)
 
 
 @dataclass
@@ -224,7 +214,7 @@ def build_sentencepiece(
 ) -> Tokenizer:
     """Load ``config.model_file``, or train on ``corpus`` (cached under ``cache_dir``)."""
     if config.model_file:
-        return load_tokenizer(config.model_file, num_threads=config.num_threads)
+        return SentencePieceTokenizer(Path(config.model_file), num_threads=config.num_threads)
     if corpus is None:
         raise CocomixError(
             "the sentencepiece tokenizer needs a corpus to train on, or tokenizer.model_file set"
@@ -234,7 +224,7 @@ def build_sentencepiece(
     model = final / "spm.model"
     if model.is_file():
         log.debug("tokenizer: reusing %s", model)
-        return load_tokenizer(model, num_threads=config.num_threads)
+        return SentencePieceTokenizer(model, num_threads=config.num_threads)
     if final.exists():
         raise CocomixError(f"{final} exists but holds no spm.model; delete it to retrain")
     # Held in memory (at most max_train_chars characters) so the log can say how much it is.
@@ -254,4 +244,4 @@ def build_sentencepiece(
     data = train_sentencepiece(iter(sentences), config)
     with atomic_dir(final) as tmp:
         atomic_write_bytes(tmp / "spm.model", data)
-    return load_tokenizer(model, num_threads=config.num_threads)
+    return SentencePieceTokenizer(model, num_threads=config.num_threads)

@@ -11,7 +11,6 @@ needs is read from there, so a tool never re-derives paths or rebuilds anything.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,12 +20,20 @@ from typing import Any
 import torch
 import yaml
 
-from cocomix.data.tokenizers import Tokenizer, load_tokenizer
+from cocomix.data.tokenizer_loading import load_tokenizer
+from cocomix.data.tokenizers import Tokenizer
 from cocomix.models import CocoMixLM
 from cocomix.registry import CocomixError
+from cocomix.runtime.rundir import (
+    ARTIFACT_CACHE,
+    CONFIG_FILE,
+    gone_artifact,
+    missing_artifact,
+    read_artifacts,
+    read_config,
+    train_seq_len,
+)
 
-CONFIG_FILE = "config.yaml"
-ARTIFACTS_FILE = "artifacts.json"
 _SEED_DIR = re.compile(r"^seed(\d+)$")
 
 
@@ -103,85 +110,6 @@ def discover_runs(paths: Iterable[Path | str]) -> list[RunInfo]:
             seen.add(run.path.resolve())
             unique.append(run)
     return unique
-
-
-def read_config(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise CocomixError(f"{run_dir} has no {CONFIG_FILE}; is it a cocomix run folder?")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise CocomixError(f"{path} is not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise CocomixError(f"{path} does not hold a mapping")
-    return data
-
-
-def read_artifacts(run_dir: Path) -> dict[str, Any]:
-    """``artifacts.json`` of a run, or ``{}`` when the run predates it (callers that need a path
-    from it raise ``missing_artifact`` with the fix)."""
-    path = Path(run_dir) / ARTIFACTS_FILE
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CocomixError(f"{path} is corrupt ({err}); rerun the recipe to rewrite it") from None
-    if not isinstance(data, dict):
-        return {}
-    return {key: relocated(Path(run_dir), key, value) for key, value in data.items()}
-
-
-ARTIFACT_CACHE = "_artifacts"
-
-
-def relocated(run_dir: Path, key: str, value: Any) -> Any:
-    """A recorded artifact path, followed when the runs folder (with its ``_artifacts``) moved.
-
-    ``artifacts.json`` records absolute paths. A path inside a ``_artifacts`` cache that no longer
-    exists is looked up in the ``_artifacts`` folder of each parent of the run, so a runs folder
-    copied to another machine or renamed still loads.
-    """
-    if not isinstance(value, str) or not value.startswith("/") or Path(value).exists():
-        return value
-    parts = Path(value).parts
-    if ARTIFACT_CACHE not in parts:
-        return value
-    inside = Path(*parts[len(parts) - parts[::-1].index(ARTIFACT_CACHE):])
-    for parent in Path(run_dir).resolve().parents:
-        candidate = parent / ARTIFACT_CACHE / inside
-        if candidate.exists():
-            return str(candidate)
-    return value  # gone: the reader that needs it says so (``gone_artifact``)
-
-
-def gone_artifact(run_dir: Path, key: str, value: str, fix: str) -> CocomixError:
-    """The error for a recorded artifact path that no longer exists anywhere."""
-    return CocomixError(
-        f"{run_dir} records its {key} at {value}, which no longer exists (a runs folder moved "
-        f"without its {ARTIFACT_CACHE} folder, or a deleted cache); {fix}"
-    )
-
-
-def missing_artifact(run_dir: Path, key: str, fix: str) -> CocomixError:
-    """The error for a path ``artifacts.json`` does not record; ``fix`` says what to do."""
-    return CocomixError(
-        f"{run_dir} records no {key!r} in {ARTIFACTS_FILE} (the run predates artifacts.json, or "
-        f"has no such artifact); {fix}"
-    )
-
-
-def train_seq_len(config: dict[str, Any], model: CocoMixLM | None = None) -> int:
-    try:
-        seq_len = int(config["train"]["seq_len"])
-    except (KeyError, TypeError, ValueError):
-        raise CocomixError("config.yaml has no train.seq_len; is it a cocomix lm run?") from None
-    if model is not None and seq_len > model.max_seq_len:
-        raise CocomixError(
-            f"train.seq_len={seq_len} exceeds the checkpoint's max_seq_len={model.max_seq_len}"
-        )
-    return seq_len
 
 
 def resolve_tokenizer(run_dir: Path, artifacts: dict[str, Any], tokenizer: Path | str | None) -> Tokenizer:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import yaml
 
-from cocomix.data.artifacts import atomic_dir, atomic_write_text
+from cocomix.cache_files import atomic_dir, atomic_write_text
 from cocomix.models import CocoMixLM
 
 

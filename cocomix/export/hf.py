@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from cocomix.data.artifacts import atomic_dir
+from cocomix.cache_files import atomic_dir
 from cocomix.data.gpt2_bpe import GPT2BPETokenizer
 from cocomix.data.tokenizers import SentencePieceTokenizer, Tokenizer
 from cocomix.eval.loading import LoadedRun, load_run

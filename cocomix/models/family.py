@@ -23,7 +23,7 @@ from fairseq2.runtime.config_registry import ConfigRegistrar
 from fairseq2.runtime.dependency import DependencyContainer
 from torch.nn import Module
 
-from cocomix.models import archs as _archs  # noqa: F401  (fills ARCHS with the built-in presets)
+import cocomix.models.archs  # noqa: F401  (fills ARCHS with the built-in presets)
 from cocomix.models.config import CocoLMConfig
 from cocomix.models.factory import create_cocomix_lm
 from cocomix.models.model import CocoMixLM

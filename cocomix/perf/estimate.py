@@ -1,5 +1,5 @@
 """Worked cost estimate of the paper's runs on GPUs (docs/performance.md): FLOPs from the one FLOP
-counter (`cocomix.analysis.flops`), memory from parameter counts and a per-layer activation
+counter (`cocomix.runtime.flops`), memory from parameter counts and a per-layer activation
 rule, hours at a stated model FLOP utilisation (MFU).
 
     python -m cocomix.perf.estimate [--gpus 8] [--mfu 0.4] [--tokens 20e9]
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cocomix.analysis.flops import TeacherCost, length_factor, training_flops_per_token
+from cocomix.runtime.flops import TeacherCost, length_factor, training_flops_per_token
 from cocomix.models import CocoLMConfig, count_parameters, create_cocomix_lm
 from cocomix.registry import ARCHS
 

@@ -91,7 +91,7 @@ def measure_overhead(overrides: list[str], steps: int, warmup: int,
                      runs_dir: Path | None = None) -> dict[str, Any]:
     """Train `pretrain/ntp` for `steps` through the runtime with the probe installed."""
     from cocomix.runtime.compose import compose_recipe
-    from cocomix.runtime.launch import run_recipe
+    from cocomix.experiment import run_recipe
 
     log_every = max(1, steps // 2)
     run_overrides = [*overrides, f"steps={steps}", f"checkpoint_every={steps}",

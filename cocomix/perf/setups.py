@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cocomix.analysis.flops import TeacherCost, training_flops_per_token
+from cocomix.runtime.flops import TeacherCost, training_flops_per_token
 from cocomix.concepts.sources import ConceptBatch, ConceptSource
 from cocomix.objectives.base import Objective, ObjectiveContext
 from cocomix.registry import CONCEPT_SOURCES, OBJECTIVES

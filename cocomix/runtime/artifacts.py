@@ -1,7 +1,7 @@
 """Build (or reuse) what a run needs before training: corpus, tokenizer, token shards.
 
 Each artifact is cached under the artifact folder, keyed by the hash of everything it depends
-on, written under a temporary name and renamed when complete (`cocomix.data.artifacts`), so
+on, written under a temporary name and renamed when complete (`cocomix.cache_files`), so
 later recipes reuse it and a half-written one is never read.
 """
 

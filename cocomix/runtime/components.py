@@ -59,6 +59,18 @@ def _source_needs_teacher(composed: ComposedRecipe) -> bool:
     return name != NO_CONCEPTS and _declares(CONCEPT_SOURCES.get(name).factory, "needs_teacher", True)
 
 
+def needs_teacher_run(composed: ComposedRecipe) -> bool:
+    """Whether the run uses a teacher trained on demand (``teacher.source=recipe``): an SAE task,
+    a concept source that reads a teacher, or an objective that does (KD)."""
+    if str(composed.cfg.teacher.source) != "recipe":
+        return False
+    if str(composed.cfg.task) == "sae":
+        return True
+    if composed.choices["concepts"] != NO_CONCEPTS:
+        return _source_needs_teacher(composed)
+    return _declares(_objective(composed), "requires_teacher")
+
+
 def _source_label_space(composed: ComposedRecipe) -> int | None:
     """The label-space size a source states from its options (None: the SAE's latents)."""
     name = composed.choices["concepts"]

@@ -10,7 +10,6 @@ the same teacher reuses them and a half-written one is never read.
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,16 +21,14 @@ from tqdm import tqdm
 
 from cocomix.concepts.sae import TopKSAE, load_openai_sae, openai_state_dict
 from cocomix.concepts.sae_training import SAETrainConfig, evaluate_sae, train_sae
-from cocomix.data.artifacts import atomic_dir, cache_key
+from cocomix.cache_files import atomic_dir, cache_key
 from cocomix.data.pipeline import window_starts
 from cocomix.data.shards import TokenShard
 from cocomix.registry import CocomixError
 from cocomix.runtime.artifacts import DataArtifacts
 from cocomix.runtime.checkpoint import checkpoint_steps, load_trained_lm
-from cocomix.runtime.compose import ComposedRecipe
-from cocomix.runtime.run_lock import RunLock
+from cocomix.runtime.compose import ComposedRecipe, compose_recipe
 from cocomix.runtime.schema import RESUME_NEUTRAL_KEYS
-from cocomix.runtime.world import is_rank_zero
 from cocomix.runtime.teacher import (
     CocoLMTeacher,
     HFGPT2Teacher,
@@ -63,7 +60,7 @@ def ensure_teacher(
     spec = composed.cfg.teacher
     location = str(spec.path)
     if spec.source == "recipe":
-        run_dir, identity = _produce_teacher(composed, cache_dir)
+        run_dir, identity = _trained_teacher(composed, cache_dir)
         location = str(run_dir)
         _check_same_tokenizer(run_dir, data)
         teacher: TeacherLM = CocoLMTeacher(load_trained_lm(run_dir))
@@ -92,7 +89,7 @@ def _check_same_tokenizer(teacher_run: Path, data: DataArtifacts) -> None:
     record = teacher_run / "artifacts.json"
     if not record.is_file():
         return
-    from cocomix.data.tokenizers import load_tokenizer
+    from cocomix.data.tokenizer_loading import load_tokenizer
 
     path = json.loads(record.read_text())["tokenizer"]
     if load_tokenizer(path).fingerprint() != data.tokenizer.fingerprint():
@@ -103,30 +100,45 @@ def _check_same_tokenizer(teacher_run: Path, data: DataArtifacts) -> None:
         )
 
 
-def _produce_teacher(composed: ComposedRecipe, cache_dir: Path) -> tuple[Path, str]:
-    from cocomix.runtime.compose import compose_recipe
-    from cocomix.runtime.launch import train_lm
+@dataclass(frozen=True)
+class TeacherRun:
+    """A teacher a run trains on demand (``teacher.source=recipe``): a run of its own, keyed by
+    what makes it what it is, kept in the artifact cache. The experiment layer plans it as a
+    node and trains it before the runs that need it."""
 
+    name: str
+    """The teacher's recipe, e.g. ``pretrain/teacher``."""
+    recipe: ComposedRecipe
+    run_dir: Path
+    identity: str
+    steps: int
+
+    def trained(self) -> bool:
+        steps = checkpoint_steps(self.run_dir)
+        return bool(steps) and steps[-1] >= self.steps
+
+
+def teacher_run(composed: ComposedRecipe, cache_dir: Path) -> TeacherRun:
+    """The teacher run ``composed``'s ``teacher.recipe`` (with its overrides) asks for."""
     spec = composed.cfg.teacher
     overrides = [f"preset={composed.preset}", *spec.overrides]
-    teacher_recipe = compose_recipe(str(spec.recipe), overrides)
+    recipe = compose_recipe(str(spec.recipe), overrides)
     # What makes the teacher what it is: its resolved config without the keys that never change
     # a run (so adding such a key to the schema does not retrain every cached teacher).
-    resolved = teacher_recipe.resolved()
+    resolved = recipe.resolved()
     identity = cache_key({k: v for k, v in resolved.items() if k not in (*RESUME_NEUTRAL_KEYS, "description")})
     run_dir = cache_dir / "teachers" / f"{str(spec.recipe).replace('/', '-')}-{identity}"
-    target = int(teacher_recipe.cfg.steps)
-    steps = checkpoint_steps(run_dir)
-    if not steps or steps[-1] < target:
-        # Runs that need the same teacher at once wait for the one that trains it. Under torchrun
-        # or srun only rank 0 locks: the other ranks train with it (they would deadlock waiting).
-        owner = is_rank_zero()
-        with RunLock(run_dir, wait=True, what="teacher") if owner else nullcontext():
-            steps = checkpoint_steps(run_dir)
-            if not steps or steps[-1] < target:
-                print(f"teacher: training {spec.recipe} into {run_dir}")
-                train_lm(teacher_recipe, run_dir, cache_dir)
-    return run_dir, identity
+    return TeacherRun(str(spec.recipe), recipe, run_dir, identity, int(recipe.cfg.steps))
+
+
+def _trained_teacher(composed: ComposedRecipe, cache_dir: Path) -> tuple[Path, str]:
+    node = teacher_run(composed, cache_dir)
+    if not node.trained():
+        raise CocomixError(
+            f"the teacher {node.name} is not trained yet ({node.run_dir}); run the recipe with "
+            f"`python -m recipes.run`, which trains the teachers of its plan first"
+        )
+    return node.run_dir, node.identity
 
 
 def collect_activations(teacher: TeacherLM, layer: int, shard: TokenShard, *, tokens: int,

@@ -35,8 +35,8 @@ from fairseq2.recipe.config import (
 from fairseq2.runtime.dependency import DependencyContainer, DependencyResolver
 from fairseq2.task import Task
 
-from cocomix.analysis.run_flops import run_flops_per_token
-from cocomix.data.artifacts import atomic_write_text
+from cocomix.runtime.run_flops import run_flops_per_token
+from cocomix.cache_files import atomic_write_text
 from cocomix.data.pipeline import make_reader, train_pipeline, valid_pipeline
 from cocomix.models import CocoMixLM, register_cocomix_lm
 from cocomix.objectives.base import Objective, ObjectiveContext

@@ -22,11 +22,14 @@ from typing import Any
 
 import yaml
 
-from cocomix.data.artifacts import atomic_write_text
+from cocomix.cache_files import atomic_write_text
 from cocomix.registry import CocomixError
 from cocomix.runtime.schema import RESUME_NEUTRAL_KEYS
 
 CONFIG_FILE = "config.yaml"
+ARTIFACTS_FILE = "artifacts.json"
+ARTIFACT_CACHE = "_artifacts"
+"""The artifact cache folder under a runs folder (tokenizers, shards, teachers, SAEs, labels)."""
 ENV_FILE = "env.json"
 ENV_HISTORY_FILE = "env_history.jsonl"
 
@@ -169,3 +172,84 @@ def environment() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "argv": sys.argv,
     }
+
+
+# -- reading a finished run folder (every tool reads it through these) --------------------------
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise CocomixError(f"{run_dir} has no {CONFIG_FILE}; is it a cocomix run folder?")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise CocomixError(f"{path} is not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise CocomixError(f"{path} does not hold a mapping")
+    return data
+
+
+def read_artifacts(run_dir: Path) -> dict[str, Any]:
+    """``artifacts.json`` of a run, or ``{}`` when the run predates it (callers that need a path
+    from it raise ``missing_artifact`` with the fix)."""
+    path = Path(run_dir) / ARTIFACTS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CocomixError(f"{path} is corrupt ({err}); rerun the recipe to rewrite it") from None
+    if not isinstance(data, dict):
+        return {}
+    return {key: relocated(Path(run_dir), key, value) for key, value in data.items()}
+
+
+
+def relocated(run_dir: Path, key: str, value: Any) -> Any:
+    """A recorded artifact path, followed when the runs folder (with its ``_artifacts``) moved.
+
+    ``artifacts.json`` records absolute paths. A path inside a ``_artifacts`` cache that no longer
+    exists is looked up in the ``_artifacts`` folder of each parent of the run, so a runs folder
+    copied to another machine or renamed still loads.
+    """
+    if not isinstance(value, str) or not value.startswith("/") or Path(value).exists():
+        return value
+    parts = Path(value).parts
+    if ARTIFACT_CACHE not in parts:
+        return value
+    inside = Path(*parts[len(parts) - parts[::-1].index(ARTIFACT_CACHE):])
+    for parent in Path(run_dir).resolve().parents:
+        candidate = parent / ARTIFACT_CACHE / inside
+        if candidate.exists():
+            return str(candidate)
+    return value  # gone: the reader that needs it says so (``gone_artifact``)
+
+
+def gone_artifact(run_dir: Path, key: str, value: str, fix: str) -> CocomixError:
+    """The error for a recorded artifact path that no longer exists anywhere."""
+    return CocomixError(
+        f"{run_dir} records its {key} at {value}, which no longer exists (a runs folder moved "
+        f"without its {ARTIFACT_CACHE} folder, or a deleted cache); {fix}"
+    )
+
+
+def missing_artifact(run_dir: Path, key: str, fix: str) -> CocomixError:
+    """The error for a path ``artifacts.json`` does not record; ``fix`` says what to do."""
+    return CocomixError(
+        f"{run_dir} records no {key!r} in {ARTIFACTS_FILE} (the run predates artifacts.json, or "
+        f"has no such artifact); {fix}"
+    )
+
+
+def train_seq_len(config: dict[str, Any], model: Any = None) -> int:
+    """``train.seq_len`` of a run's config, checked against ``model.max_seq_len`` when given."""
+    try:
+        seq_len = int(config["train"]["seq_len"])
+    except (KeyError, TypeError, ValueError):
+        raise CocomixError("config.yaml has no train.seq_len; is it a cocomix lm run?") from None
+    if model is not None and seq_len > model.max_seq_len:
+        raise CocomixError(
+            f"train.seq_len={seq_len} exceeds the checkpoint's max_seq_len={model.max_seq_len}"
+        )
+    return seq_len

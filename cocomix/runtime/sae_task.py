@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cocomix.data.artifacts import atomic_write_text
+from cocomix.cache_files import atomic_write_text
 from cocomix.runtime.artifacts import prepare_data
 from cocomix.runtime.compose import ComposedRecipe
 from cocomix.runtime.concept_artifacts import ensure_sae, ensure_teacher

@@ -72,7 +72,7 @@ class ObjectiveTrainUnit(TrainUnit[SequenceBatch]):
         self._losses = []
 
     def process_metric_values(self, values: MutableMapping[str, object]) -> None:
-        # Training FLOPs so far (cocomix.analysis.flops), logged as perf/flops beside the tokens.
+        # Training FLOPs so far (cocomix.runtime.flops), logged as perf/flops beside the tokens.
         tokens = values.get("total_num_elements")
         if isinstance(tokens, Tensor):
             tokens = tokens.item()

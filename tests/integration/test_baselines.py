@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_concepts_training import CONCEPTS, SMALL_LM
 
-from cocomix.runtime.launch import run_recipe
+from cocomix.experiment import run_recipe
 
 FEW = ["steps=4", "checkpoint_every=2", "validate_every=2", "seeds=[0]", "summary_test_tokens=0"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cocomix.runtime.launch import dry_run, run_recipe
+from cocomix.experiment import dry_run, run_recipe
 
 SMALL_LM = [
     "model.num_layers=2", "model.model_dim=64", "model.num_heads=2", "model.ffn_inner_dim=256",

@@ -16,7 +16,7 @@ import torch
 from test_concepts_training import CONCEPTS, SMALL_LM
 from test_ntp_training import final_weights, train_losses
 
-from cocomix.runtime.launch import run_recipe
+from cocomix.experiment import run_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = "ablation/add_vs_mix"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cocomix.runtime.launch import run_recipe
+from cocomix.experiment import run_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = [

@@ -12,7 +12,7 @@ import torch
 from cocomix.data.corpora import build_corpus
 from cocomix.eval.loading import load_run
 from cocomix.models import generate
-from cocomix.runtime.launch import run_recipe
+from cocomix.experiment import run_recipe
 
 transformers = pytest.importorskip("transformers")
 lm_eval = pytest.importorskip("lm_eval")

@@ -21,7 +21,7 @@ from test_concepts_training import CONCEPTS, SMALL_LM
 from test_ntp_training import final_weights, train_losses
 
 from cocomix.eval import evaluate_loaded, load_run
-from cocomix.runtime.launch import run_recipe
+from cocomix.experiment import run_recipe
 
 STEPS = ["steps=4", "log_every=1", "checkpoint_every=2", "validate_every=100", "valid.max_batches=1",
          "summary_test_tokens=0"]

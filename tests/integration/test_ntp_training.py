@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cocomix.registry import CocomixError
-from cocomix.runtime.launch import run_recipe
+from cocomix.experiment import run_recipe
 
 SMALL = [
     "model.num_layers=2",

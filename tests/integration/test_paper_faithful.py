@@ -16,7 +16,7 @@ import torch
 
 from cocomix.data.gpt2_bpe import packaged_files_dir
 from cocomix.registry import CocomixError
-from cocomix.runtime.launch import run_recipe
+from cocomix.experiment import run_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 WORDS = (
@@ -94,7 +94,7 @@ def test_tiny_faithful_run_trains_offline(
 
 def test_mismatches_with_the_student_are_one_clear_error(stand_ins: dict[str, Path], spm_path: Path) -> None:
     from cocomix.concepts.sae import load_openai_sae
-    from cocomix.data.tokenizers import load_tokenizer
+    from cocomix.data.tokenizer_loading import load_tokenizer
     from cocomix.runtime.concept_artifacts import _check_declared_sae
     from cocomix.runtime.teacher import HFGPT2Teacher, check_gpt2_student
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_concepts_training import CONCEPTS, SMALL_LM
 
-from cocomix.runtime.launch import run_recipe
+from cocomix.experiment import run_recipe
 
 FEW = ["steps=4", "checkpoint_every=2", "validate_every=2", "seeds=[0]"]
 SYNTHETIC = ["data.train_tokens=20000", "data.valid_tokens=4000", "data.test_tokens=0", "data.num_words=256"]

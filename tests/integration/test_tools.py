@@ -13,13 +13,13 @@ from types import ModuleType
 import pytest
 import torch
 
-from cocomix.analysis.flops import TeacherCost, training_flops_per_token
+from cocomix.runtime.flops import TeacherCost, training_flops_per_token
 from cocomix.concepts.sae import TopKSAE, save_openai_sae
-from cocomix.eval.loading import read_artifacts
+from cocomix.runtime.rundir import read_artifacts
 from cocomix.eval.run_folder import save_run_folder
 from cocomix.models import CocoLMConfig, create_cocomix_lm
 from cocomix.runtime.checkpoint import load_model_config
-from cocomix.runtime.launch import run_recipe
+from cocomix.experiment import run_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = [

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from cocomix.concepts.latent_topics import topic_of, word_symbol
-from cocomix.data.artifacts import cache_key
+from cocomix.cache_files import cache_key
 from cocomix.data.corpora.base import Corpus, Document
 from cocomix.registry import CORPORA, CocomixError
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cocomix.data.artifacts import cache_key, sha256_file
+from cocomix.cache_files import cache_key, sha256_file
 from cocomix.data.corpora.base import Corpus, Document, check_fractions
 from cocomix.data.corpora.hf import builder_for, expand_files, iter_texts, load_local, text_column
 from cocomix.registry import CORPORA, CocomixError

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cocomix.data.artifacts import cache_key
+from cocomix.cache_files import cache_key
 from cocomix.data.corpora.base import Corpus, Document, assets_dir
 from cocomix.registry import CORPORA, CocomixError
 

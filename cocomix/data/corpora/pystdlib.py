@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cocomix.data.artifacts import cache_key
+from cocomix.cache_files import cache_key
 from cocomix.data.corpora.base import Corpus, Document, check_fractions, unit_interval
 from cocomix.registry import CORPORA, CocomixError
 

@@ -11,7 +11,7 @@ import torch
 
 from cocomix.analysis.concept_inspection import marked, predicted_concepts, scan_latents
 from cocomix.concepts.sae import TopKSAE
-from cocomix.data.tokenizers import load_tokenizer
+from cocomix.data.tokenizer_loading import load_tokenizer
 from cocomix.models import CocoLMConfig, create_cocomix_lm
 from cocomix.registry import CocomixError
 from cocomix.runtime.teacher import CocoLMTeacher

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cocomix.data.gpt2_bpe import GPT2BPEConfig, GPT2BPETokenizer, packaged_files_dir
-from cocomix.data.tokenizers import load_tokenizer
+from cocomix.data.tokenizer_loading import load_tokenizer
 from cocomix.registry import TOKENIZERS, CocomixError
 from cocomix.runtime.builtins import load_builtins
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cocomix.data.artifacts import cache_key
+from cocomix.cache_files import cache_key
 from cocomix.data.shards import META_FILE, TOKENS_FILE, TokenShard, build_shard
 from cocomix.data.tokenizers import SentencePieceConfig, Tokenizer
 from cocomix.registry import TOKENIZERS, CocomixError

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from cocomix.data.artifacts import atomic_dir, atomic_write_text, cache_key
+from cocomix.cache_files import atomic_dir, atomic_write_text, cache_key
+from cocomix.data.tokenizer_loading import load_tokenizer
 from cocomix.data.tokenizers import (
     SentencePieceConfig,
-    load_tokenizer,
     train_sentencepiece,
     training_sentences,
 )

@@ -14,10 +14,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from cocomix.data.tokenizers import (
-    Tokenizer,
-    load_tokenizer,
-)
+from cocomix.data.tokenizer_loading import load_tokenizer
+from cocomix.data.tokenizers import Tokenizer
 from cocomix.models import CocoLMConfig, CocoMixLM, create_cocomix_lm
 from cocomix.types import ModelOutput
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cocomix.eval.loading import load_run, read_artifacts
+from cocomix.eval.loading import load_run
+from cocomix.runtime.rundir import read_artifacts
 from cocomix.eval.run_folder import save_run_folder
 from cocomix.models import CocoLMConfig, create_cocomix_lm
 from cocomix.registry import CocomixError

@@ -39,7 +39,7 @@ def test_converted_tokenizer_encodes_and_decodes_like_sentencepiece(spm_path: Pa
 
 
 def test_transformers_tokenizer_keeps_the_ids_and_names_eos_as_bos(spm_path: Path) -> None:
-    from cocomix.data.tokenizers import load_tokenizer
+    from cocomix.data.tokenizer_loading import load_tokenizer
 
     ours = load_tokenizer(spm_path)
     theirs = hf_tokenizer(ours)

@@ -7,7 +7,7 @@ import pytest
 from cocomix.registry import CocomixError
 from cocomix.runtime.builtins import load_builtins
 from cocomix.runtime.compose import compose_recipe, list_recipes
-from cocomix.runtime.launch import dry_run
+from cocomix.experiment import dry_run
 
 load_builtins()
 RECIPES = [name for name, _ in list_recipes()]
@@ -128,7 +128,7 @@ def test_paper_size_recipes_count_the_papers_parameters(
 def test_user_group_switch_with_sub_key_reaches_every_arm() -> None:
     """`tokenizer=X tokenizer.<key of X>=...` in a multi-arm recipe: the sub-key is judged
     against the group the user selects, not the recipe's (which may lack that key)."""
-    from cocomix.runtime.launch import plan_runs
+    from cocomix.experiment import plan_runs
 
     plans = plan_runs("paper/faithful_69m", ["tokenizer=sentencepiece", "tokenizer.vocab_size=300"])
     assert {p.arm for p in plans} == {"ntp", "kd", "cocomix"}

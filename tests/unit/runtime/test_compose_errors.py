@@ -11,7 +11,7 @@ import cocomix.runtime.compose as compose_module
 from cocomix.registry import CocomixError
 from cocomix.runtime.builtins import load_builtins
 from cocomix.runtime.compose import compose_recipe
-from cocomix.runtime.launch import plan_runs
+from cocomix.experiment import plan_runs
 
 load_builtins()
 HEAD = "# @package _global_\n# a test recipe\ndefaults:\n  - /base\n  - _self_\ndescription: x\n"

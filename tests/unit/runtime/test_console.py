@@ -8,7 +8,7 @@ import io
 import torch
 
 from cocomix.runtime.console import PRINTED_LINES_PER_RUN, ProgressRecorder
-from cocomix.runtime.summary import _spread
+from cocomix.experiment.summary import _spread
 
 
 class Terminal(io.StringIO):

@@ -12,7 +12,7 @@ from cocomix.models import CocoLMConfig, CocoMixLM, create_cocomix_lm
 from cocomix.models.family import apply_ac_to_cocomix_lm, apply_fsdp_to_cocomix_lm
 from cocomix.runtime.builtins import load_builtins
 from cocomix.runtime.components import planned_model_settings
-from cocomix.runtime.launch import plan_runs
+from cocomix.experiment import plan_runs
 from cocomix.runtime.recipe import to_fairseq2_config
 
 

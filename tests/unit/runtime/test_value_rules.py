@@ -14,7 +14,7 @@ from omegaconf.errors import ValidationError
 from cocomix.registry import CocomixError
 from cocomix.runtime.builtins import load_builtins
 from cocomix.runtime.compose import ComposedRecipe, compose_recipe
-from cocomix.runtime.launch import dry_run
+from cocomix.experiment import dry_run
 from cocomix.runtime.preflight import check_run
 from cocomix.runtime.value_rules import RULES, check_values
 
@@ -95,7 +95,7 @@ def test_zero_max_grad_norm_turns_clipping_off() -> None:
 
 
 def test_repeated_seeds_run_once_with_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
-    from cocomix.runtime.launch import plan_runs
+    from cocomix.experiment import plan_runs
 
     plans = plan_runs("ablation/add_vs_mix", ["seeds=[0,0,1]", "only_arms=[ntp]"])
     assert [(p.arm, p.seed) for p in plans] == [("ntp", 0), ("ntp", 1)]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cocomix.analysis.compare import read_jsonl
-from cocomix.data.artifacts import atomic_write_text
+from cocomix.cache_files import atomic_write_text
 from cocomix.runtime.rundir import RunDir
 
 
@@ -23,10 +23,10 @@ def _last_record(path: Path) -> dict[str, Any]:
 
 
 def _costs(run: RunDir) -> dict[str, Any]:
-    """Parameters and training FLOPs from the run's own model config (cocomix.analysis.flops)."""
+    """Parameters and training FLOPs from the run's own model config (cocomix.runtime.flops)."""
     import torch
 
-    from cocomix.analysis.run_flops import run_flops_per_token
+    from cocomix.runtime.run_flops import run_flops_per_token
     from cocomix.models import count_parameters, create_cocomix_lm
     from cocomix.runtime.checkpoint import load_model_config
 

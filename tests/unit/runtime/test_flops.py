@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from cocomix.analysis.flops import (
+from cocomix.runtime.flops import (
     TeacherCost,
     student_forward_flops,
     teacher_flops,

@@ -1,4 +1,4 @@
-"""Training FLOPs of a finished run, derived from its folder (``cocomix.analysis.flops`` rules).
+"""Training FLOPs of a finished run, derived from its folder (``cocomix.runtime.flops`` rules).
 
 The student's shape is the checkpoint's ``checkpoints/model.yaml`` (the config the model was
 built with: vocabulary and concept count included, which ``config.yaml`` may leave to the
@@ -26,9 +26,9 @@ from typing import Any
 
 import torch
 
-from cocomix.analysis.flops import FlopCount, TeacherCost, training_flops_per_token
-from cocomix.eval.loading import missing_artifact, read_artifacts, read_config, train_seq_len
 from cocomix.registry import CocomixError
+from cocomix.runtime.flops import FlopCount, TeacherCost, training_flops_per_token
+from cocomix.runtime.rundir import missing_artifact, read_artifacts, read_config, train_seq_len
 
 def _teacher_shape(path: Path) -> dict[str, int]:
     """Width, depth, MLP width and vocabulary of a teacher (cocomix run or HF GPT-2 folder)."""

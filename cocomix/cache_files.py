@@ -1,4 +1,4 @@
-"""Helpers for cached build artifacts: content keys and atomic writes.
+"""Cached build artifacts: content keys and atomic writes (stdlib only, used by every layer).
 
 Every cached artifact (tokenizer model, token shard, concept labels) lives in a directory whose
 name carries a key derived from everything that determines its content. The directory is built

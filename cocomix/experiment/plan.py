@@ -1,0 +1,129 @@
+"""The experiment layer's plan: a recipe plus overrides as the runs it asks for (arms x seeds,
+each composed once) and the teachers they need, trained before them.
+
+``plan_runs`` composes; ``teacher_nodes`` says which teacher runs the plan depends on and whether
+they are trained yet; ``dry_run`` prints both and trains nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from cocomix.registry import ALL_REGISTRIES, CocomixError
+from cocomix.runtime.builtins import load_builtins
+from cocomix.runtime.compose import (
+    ComposedRecipe,
+    compose_recipe,
+    is_group_switch,
+    list_recipes,
+    override_applies,
+)
+from cocomix.runtime.compose_errors import check_override_grammar
+from cocomix.runtime.components import needs_teacher_run
+from cocomix.runtime.concept_artifacts import TeacherRun, teacher_run
+from cocomix.runtime.launch import parameter_counts
+from cocomix.runtime.preflight import check_run
+
+MAIN_ARM = "main"
+ARM_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
+"""An arm is a folder under the recipe's: no separators, no leading dot (so no '..')."""
+
+
+@dataclass
+class PlannedRun:
+    arm: str
+    seed: int
+    composed: ComposedRecipe
+
+
+def plan_runs(recipe: str, overrides: list[str]) -> list[PlannedRun]:
+    """One composed config per (arm, seed). A recipe without `arms` has the single arm `main`.
+
+    In a multi-arm recipe a command-line override reaches the arms that have its key (e.g.
+    `concepts.k_attr=2` skips the NTP arm, which has no concepts); one that no arm has is the
+    usual unknown-key error.
+    """
+    load_builtins()
+    top = compose_recipe(recipe, overrides)
+    arms: dict[str, list[str]] = {k: list(v) for k, v in top.cfg.arms.items()} or {MAIN_ARM: []}
+    if top.cfg.only_arms:
+        unknown = [a for a in top.cfg.only_arms if a not in arms]
+        if unknown:
+            raise CocomixError(f"only_arms names unknown arm(s) {unknown}; {recipe} has {list(arms)}")
+        arms = {a: o for a, o in arms.items() if a in top.cfg.only_arms}
+    for arm, arm_overrides in arms.items():
+        if not ARM_NAME.fullmatch(arm):
+            raise CocomixError(
+                f"arm name {arm!r} of {recipe} is not a plain folder name; use letters, digits, "
+                f"'_', '-' and '.', not starting with '.'"
+            )
+        check_override_grammar(arm_overrides, origin=f"arm {arm!r} of recipes/{recipe}.yaml: override")
+    user_seed = any(o.split("=", 1)[0] == "seed" for o in overrides)
+    seeds = [int(top.cfg.seed)] if user_seed or not top.cfg.seeds else [int(s) for s in top.cfg.seeds]
+    if len(set(seeds)) < len(seeds):
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        print(f"warning: seeds {repeated} are listed more than once; each (arm, seed) runs once",
+              file=sys.stderr)
+        seeds = list(dict.fromkeys(seeds))
+    plans = []
+    for arm, arm_overrides in arms.items():
+        applicable = overrides
+        if arm != MAIN_ARM:
+            # The user's group switches (`tokenizer=sentencepiece`) come first, so their
+            # sub-keys (`tokenizer.vocab_size=300`) are judged against the group they select.
+            switches = [o for o in overrides if is_group_switch(o)]
+            bare = compose_recipe(recipe, arm_overrides + switches)
+            applicable = [o for o in overrides if override_applies(o, bare.cfg)]
+        for seed in seeds:
+            # The user's overrides come last so they win over an arm's choices too.
+            composed = compose_recipe(recipe, arm_overrides + applicable + [f"seed={seed}"])
+            plans.append(PlannedRun(arm, seed, composed))
+    return plans
+
+
+def teacher_nodes(plans: list[PlannedRun], cache_dir: Path) -> list[TeacherRun]:
+    """The teacher runs (``teacher.source=recipe``) the planned runs need, each once, in order."""
+    nodes: dict[Path, TeacherRun] = {}
+    for plan in plans:
+        if needs_teacher_run(plan.composed):
+            node = teacher_run(plan.composed, cache_dir)
+            nodes.setdefault(node.run_dir, node)
+    return list(nodes.values())
+
+
+def dry_run(recipe: str, overrides: list[str], runs_dir: Path = Path("runs")) -> str:
+    """The teachers the recipe needs, then the resolved config of every planned run and its
+    parameter counts; trains nothing."""
+    from cocomix.runtime.artifacts import artifact_dir
+
+    plans = plan_runs(recipe, overrides)
+    lines = []
+    for node in teacher_nodes(plans, artifact_dir(runs_dir)):
+        total, _ = parameter_counts(node.recipe)
+        state = "trained" if node.trained() else f"to train first ({node.steps} steps)"
+        lines.append(f"# teacher: {node.name} -> {node.run_dir} ({state}, {total / 1e6:.2f}M parameters)")
+    for plan in plans:
+        check_run(plan.composed)
+        total, active = parameter_counts(plan.composed)
+        lines.append(f"# run: {recipe}/{plan.arm}/seed{plan.seed}")
+        lines.append(yaml.safe_dump(plan.composed.resolved(), sort_keys=False).rstrip())
+        lines.append(f"parameters: total={total} active={active}")
+    return "\n".join(lines)
+
+
+def listing() -> str:
+    load_builtins()
+    recipes = list_recipes()
+    width = max((len(name) for name, _ in recipes), default=0)
+    lines = ["recipes:"] + [f"  {name:<{width}}  {purpose}" for name, purpose in recipes]
+    lines.append("registries:")
+    for registry in ALL_REGISTRIES:
+        lines.append(f"  {registry.key:<10} ({registry.kind}): {', '.join(registry.names())}")
+    return "\n".join(lines)
+
+
