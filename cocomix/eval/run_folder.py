@@ -23,6 +23,7 @@ import yaml
 
 from cocomix.cache_files import atomic_dir, atomic_write_text
 from cocomix.models import CocoMixLM
+from cocomix.runtime.rundir import write_artifacts, write_config
 
 
 def save_run_folder(
@@ -42,9 +43,8 @@ def save_run_folder(
     required by the tools); ``artifacts`` adds to ``{"tokenizer": tokenizer}``.
     """
     run_dir = Path(run_dir)
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    record = {"tokenizer": str(tokenizer), **(artifacts or {})}
-    atomic_write_text(run_dir / "artifacts.json", json.dumps(record, indent=2) + "\n")
+    write_config(run_dir, config)
+    write_artifacts(run_dir, {"tokenizer": str(tokenizer), **(artifacts or {})})
     card = {"name": "checkpoint", "model_family": "cocomix_lm",
             "model_config": dataclasses.asdict(model.config)}
     atomic_write_text(run_dir / "checkpoints" / "model.yaml", yaml.safe_dump(card, sort_keys=False))

@@ -28,6 +28,7 @@ from cocomix.registry import CocomixError
 from cocomix.runtime.artifacts import DataArtifacts
 from cocomix.runtime.checkpoint import checkpoint_steps, load_trained_lm
 from cocomix.runtime.compose import ComposedRecipe, compose_recipe
+from cocomix.runtime.rundir import read_artifacts
 from cocomix.runtime.schema import RESUME_NEUTRAL_KEYS
 from cocomix.runtime.teacher import (
     CocoLMTeacher,
@@ -86,12 +87,11 @@ def ensure_teacher(
 
 def _check_same_tokenizer(teacher_run: Path, data: DataArtifacts) -> None:
     """Equal vocabulary sizes are not enough: the ids must mean the same pieces."""
-    record = teacher_run / "artifacts.json"
-    if not record.is_file():
-        return
     from cocomix.data.tokenizer_loading import load_tokenizer
 
-    path = json.loads(record.read_text())["tokenizer"]
+    path = read_artifacts(teacher_run).get("tokenizer")
+    if not path:
+        return
     if load_tokenizer(path).fingerprint() != data.tokenizer.fingerprint():
         raise CocomixError(
             f"the teacher ({teacher_run}) was trained with another tokenizer ({path}) than this "

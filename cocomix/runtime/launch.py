@@ -4,7 +4,6 @@ The experiment layer (``cocomix.experiment``) plans a recipe into runs and calls
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import torch
 
 from cocomix.registry import CocomixError
 from cocomix.runtime.compose import ComposedRecipe
+from cocomix.runtime.rundir import write_artifacts
 
 
 def parameter_counts(
@@ -69,8 +69,6 @@ def train_lm(composed: ComposedRecipe, run_dir: Path, cache_dir: Path) -> None:
 def record_artifacts(run_dir: Path, data: Any, components: Any) -> None:
     """`artifacts.json`: where the run's tokenizer, shards, teacher and SAE live, for the tools
     that reload a run (evaluation, generation, concept inspection)."""
-    from cocomix.cache_files import atomic_write_text
-
     # Absolute paths: the tools that read this file run from any directory.
     record: dict[str, Any] = {
         "tokenizer": _absolute(data.tokenizer.path),
@@ -86,8 +84,7 @@ def record_artifacts(run_dir: Path, data: Any, components: Any) -> None:
     label_cache = getattr(components.source, "folder", None)  # concepts=cached
     if label_cache is not None:
         record["label_cache"] = _absolute(label_cache)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "artifacts.json", json.dumps(record, indent=2) + "\n")
+    write_artifacts(run_dir, record)
 
 
 def _absolute(path: str | Path) -> str:

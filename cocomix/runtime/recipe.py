@@ -35,8 +35,6 @@ from fairseq2.recipe.config import (
 from fairseq2.runtime.dependency import DependencyContainer, DependencyResolver
 from fairseq2.task import Task
 
-from cocomix.runtime.run_flops import run_flops_per_token
-from cocomix.cache_files import atomic_write_text
 from cocomix.data.pipeline import make_reader, train_pipeline, valid_pipeline
 from cocomix.models import CocoMixLM, register_cocomix_lm
 from cocomix.objectives.base import Objective, ObjectiveContext
@@ -46,6 +44,8 @@ from cocomix.runtime.components import ConceptComponents
 from cocomix.runtime.compose import ComposedRecipe
 from cocomix.runtime.console import quiet_fairseq2, register_console
 from cocomix.runtime.recorder import ProjectTensorBoardRecorder
+from cocomix.runtime.run_flops import run_flops_per_token
+from cocomix.runtime.rundir import CONFIG_FILE, write_config
 from cocomix.runtime.units import ObjectiveTrainUnit, ValidationUnit
 
 FAMILY = "cocomix_lm"
@@ -211,11 +211,10 @@ class CocomixRecipe(Recipe):
         as `fairseq2_config.yaml` and put the user's resolved recipe back under `config.yaml`."""
         if context.gangs.root.rank != 0:
             return
-        dumped = context.output_dir / "config.yaml"
+        dumped = context.output_dir / CONFIG_FILE
         if dumped.exists():
             dumped.replace(context.output_dir / "fairseq2_config.yaml")
-        # Atomic: a run killed here must still find its config intact to resume.
-        atomic_write_text(dumped, self._config_text)
+        write_config(context.output_dir, self._composed.resolved())
 
     def create_task(self, context: RecipeContext) -> Task:
         cfg = self._composed.cfg

@@ -103,7 +103,7 @@ class RunDir:
                 f"against this run; restore its config.yaml to resume it, or delete the folder "
                 f"(or pass another --runs-dir) to start fresh"
             )
-        atomic_write_text(self.config_file, yaml.safe_dump(resolved, sort_keys=False))
+        write_config(self.path, resolved)
         env = environment()
         if (self.path / ENV_FILE).exists():
             # Keep the environment that started the run; each later invocation (a resume, or a
@@ -174,7 +174,19 @@ def environment() -> dict[str, Any]:
     }
 
 
-# -- reading a finished run folder (every tool reads it through these) --------------------------
+# -- the run folder's files, read and written only here -------------------------------------------
+
+
+def write_config(run_dir: Path, resolved: dict[str, Any]) -> None:
+    """``config.yaml``: the resolved recipe (atomic: a run killed here still finds it whole)."""
+    atomic_write_text(Path(run_dir) / CONFIG_FILE, yaml.safe_dump(resolved, sort_keys=False))
+
+
+def write_artifacts(run_dir: Path, record: dict[str, Any]) -> None:
+    """``artifacts.json``: where the run's tokenizer, shards, teacher, SAE and labels live."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(run_dir) / ARTIFACTS_FILE, json.dumps(record, indent=2) + "\n")
+
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
