@@ -88,12 +88,15 @@ def plan_runs(recipe: str, overrides: list[str]) -> list[PlannedRun]:
 
 def teacher_nodes(plans: list[PlannedRun], cache_dir: Path) -> list[TeacherRun]:
     """The teacher runs (``teacher.source=recipe``) the planned runs need, each once, in order."""
-    nodes: dict[Path, TeacherRun] = {}
+    nodes: dict[tuple[str, tuple[str, ...], str], TeacherRun] = {}
     for plan in plans:
         if needs_teacher_run(plan.composed):
-            node = teacher_run(plan.composed, cache_dir)
-            nodes.setdefault(node.run_dir, node)
-    return list(nodes.values())
+            spec = plan.composed.cfg.teacher
+            # Composed once per distinct teacher (a study's arms share a handful of teachers).
+            key = (str(spec.recipe), tuple(str(o) for o in spec.overrides), plan.composed.preset)
+            if key not in nodes:
+                nodes[key] = teacher_run(plan.composed, cache_dir)
+    return list({node.run_dir: node for node in nodes.values()}.values())
 
 
 def dry_run(recipe: str, overrides: list[str], runs_dir: Path = Path("runs")) -> str:

@@ -109,13 +109,23 @@ def recipe_purpose(path: Path) -> str:
     return purpose if len(purpose) <= 150 else purpose[:149].rstrip() + "…"
 
 
+_STORED: dict[tuple[str, str], object] = {}
+"""(group, name) -> the registry entry Hydra's ConfigStore holds for it. Storing every entry
+again on each composition took about 0.2 s a call, a third of a dry run's time."""
+
+
 def register_groups() -> None:
-    """Expose each registry as a Hydra config group: option name = registered name."""
+    """Expose each registry as a Hydra config group: option name = registered name. Entries
+    registered since the last call (plugins) are added; a name registered anew is stored again."""
     store = ConfigStore.instance()
-    store.store(name="cocomix_schema", node=RecipeSchema)
+    if ("", "cocomix_schema") not in _STORED:
+        store.store(name="cocomix_schema", node=RecipeSchema)
+        _STORED[("", "cocomix_schema")] = RecipeSchema
     for registry in ALL_REGISTRIES:
         for entry in registry:
-            store.store(group=registry.key, name=entry.name, node=entry.default_config())
+            if _STORED.get((registry.key, entry.name)) is not entry:
+                store.store(group=registry.key, name=entry.name, node=entry.default_config())
+                _STORED[(registry.key, entry.name)] = entry
 
 
 def _with_plugins(path: Path, overrides: list[str]) -> tuple[list[str], list[str]]:

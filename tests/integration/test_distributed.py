@@ -131,18 +131,17 @@ def test_cocomix_cached_two_ranks_fsdp_match_one(ntp_one: Path, tmp_path: Path, 
 @pytest.mark.slow
 def test_multinode_rendezvous_command_line_dry_runs_once(tmp_path: Path) -> None:
     """The torchrun rendezvous form docs/performance.md gives for several nodes, on one node with
-    two processes: both ranks compose every run, rank 0 alone prints the plan."""
+    two processes: both ranks plan the teacher and the run, rank 0 alone prints the plan."""
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
         "--rdzv-backend", "c10d", "--rdzv-endpoint", f"localhost:{29500 + os.getpid() % 1000 + 11}",
-        "--rdzv-id", "cocomix-test", "-m", "recipes.run", "ablation/add_vs_mix", "--dry-run",
+        "--rdzv-id", "cocomix-test", "-m", "recipes.run", "pretrain/cocomix", "--dry-run",
         "train.data_parallel=fsdp", "--runs-dir", str(tmp_path),
     ]
     done = subprocess.run(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    runs = [line for line in done.stdout.splitlines() if line.startswith("# run: ")]
-    assert runs == ["# run: ablation/add_vs_mix/ntp/seed0", "# run: ablation/add_vs_mix/add/seed0",
-                    "# run: ablation/add_vs_mix/interleave/seed0"]
+    heads = [line for line in done.stdout.splitlines() if line.startswith("# ")]
+    assert [h.split(" ->")[0] for h in heads] == ["# teacher: pretrain/teacher", "# run: pretrain/cocomix/main/seed22"]
     assert "data_parallel: fsdp" in done.stdout
     assert not list(tmp_path.iterdir())  # a dry run writes nothing
