@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from cocomix.data.tokenizer_loading import load_tokenizer
 from cocomix.data.tokenizers import Tokenizer
