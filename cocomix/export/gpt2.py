@@ -17,10 +17,9 @@ from torch import Tensor
 from cocomix.models.config import CocoLMConfig
 
 
-def gpt2_config(config: CocoLMConfig, *, positions: int, bos_id: int, eos_id: int,
-                pad_id: int | None) -> dict[str, Any]:
+def gpt2_config(config: CocoLMConfig, *, positions: int) -> dict[str, Any]:
     """``GPT2Config`` keyword arguments for a model of ``config`` keeping ``positions`` rows of
-    its position table (``gpt2_state_dict``)."""
+    its position table (``gpt2_state_dict``); the special token ids come from the tokenizer."""
     return {
         "vocab_size": config.vocab_size,
         "n_positions": positions,
@@ -34,9 +33,6 @@ def gpt2_config(config: CocoLMConfig, *, positions: int, bos_id: int, eos_id: in
         "attn_pdrop": config.dropout_p,
         "layer_norm_epsilon": config.layer_norm_eps,
         "initializer_range": config.init_std,
-        "bos_token_id": bos_id,
-        "eos_token_id": eos_id,
-        "pad_token_id": pad_id,
         "tie_word_embeddings": True,
         "architectures": ["GPT2LMHeadModel"],
     }

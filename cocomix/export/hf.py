@@ -74,9 +74,7 @@ def _as_gpt2(run: LoadedRun):  # noqa: ANN202 (transformers.GPT2LMHeadModel)
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = run.model.config
-    ids = _special_ids(run)
-    hf_config = GPT2Config(**gpt2_config(config, positions=run.seq_len, bos_id=ids["bos_token_id"],
-                                         eos_id=ids["eos_token_id"], pad_id=ids["pad_token_id"]))
+    hf_config = GPT2Config(**gpt2_config(config, positions=run.seq_len), **_special_ids(run))
     model = GPT2LMHeadModel(hf_config)
     state = gpt2_state_dict(run.model.state_dict(), config.num_layers, run.seq_len)
     missing, unexpected = model.load_state_dict(state, strict=False)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_ntp_training import SMALL
 
 from cocomix.data.corpora import build_corpus
 from cocomix.eval.loading import load_run
@@ -17,17 +18,13 @@ from cocomix.experiment import run_recipe
 transformers = pytest.importorskip("transformers")
 lm_eval = pytest.importorskip("lm_eval")
 
-SMALL = [
-    "model.num_layers=2", "model.model_dim=64", "model.num_heads=2", "model.ffn_inner_dim=256",
-    "model.insert_layer=1", "train.seq_len=64", "train.micro_batch_size=8",
-    "tokenizer.vocab_size=2000", "valid.max_batches=2", "log_every=2", "train.lr=1e-2",
-    "steps=10", "train.warmup_steps=2", "checkpoint_every=10", "validate_every=10",
-]
+# The NTP suite's tiny model, ten steps with one checkpoint at the end.
+OVERRIDES = SMALL + ["steps=10", "train.warmup_steps=2", "checkpoint_every=10", "validate_every=10"]
 
 
 @pytest.fixture(scope="module")
 def ntp_run(tmp_path_factory: pytest.TempPathFactory, artifact_cache: Path) -> Path:
-    [run] = run_recipe("pretrain/ntp", SMALL, tmp_path_factory.mktemp("export_runs"))
+    [run] = run_recipe("pretrain/ntp", OVERRIDES, tmp_path_factory.mktemp("export_runs"))
     return run.path
 
 
