@@ -11,6 +11,12 @@ so cached labels equal online labels bit for bit.
 The cache folder is keyed by the hash of everything the labels depend on (teacher, SAE, layer,
 source and its options, tokenizer, data, sequence length, seed, micro-batch size); a folder whose
 recorded key differs is refused, never silently reused.
+
+``labels=mismatched`` is the falsifying control for SAE concepts: each window gets the cached
+labels of the next window in its micro-batch (the last gets the first's). The labels keep their
+marginal frequencies, their within-window structure and the cache (no extra teacher work), but
+say nothing about the tokens they are paired with; a gain that survives this is not a concept
+gain (head and mixer parameters, an auxiliary loss, regularisation).
 """
 
 from __future__ import annotations
@@ -39,6 +45,12 @@ class CachedConfig:
     """Attribution variant (ignored by `activation`)."""
     path: str = ""
     """An explicit cache folder; empty: one under the artifact folder, named by the key."""
+    labels: str = "true"
+    """``true``: each window's own labels. ``mismatched``: the labels of the next window in the
+    micro-batch (the control; the cache and its key are the same)."""
+
+
+LABEL_MODES = ("true", "mismatched")
 
 
 @dataclass
@@ -57,6 +69,17 @@ class CachedLabels(ConceptSource):
             raise CocomixError("concepts=cached needs the runtime's cache context (run it via a recipe)")
         if config.source not in ("attribution", "activation"):
             raise CocomixError(f"concepts.source={config.source!r}; cache attribution or activation")
+        mode = str(config.labels).lower()  # a bare `true` on the command line arrives as "True"
+        if mode not in LABEL_MODES:
+            raise CocomixError(
+                f"concepts.labels={config.labels!r}; choose one of {', '.join(LABEL_MODES)}"
+            )
+        self.mismatched = mode == "mismatched"
+        if self.mismatched and context.micro_batch_size < 2:
+            raise CocomixError(
+                "concepts.labels=mismatched pairs each window with another window's labels in its "
+                "micro-batch; set train.micro_batch_size >= 2"
+            )
         entry = CONCEPT_SOURCES.get(config.source)
         options: Any = entry.config_cls(k_attr=config.k_attr)
         if config.source == "attribution":
@@ -100,6 +123,13 @@ class CachedLabels(ConceptSource):
         return self.folder / f"chunk-{first // self.batch:08d}.npy"
 
     def targets(self, tokens: Tensor, *, sample_index: Tensor | None = None) -> ConceptBatch:
+        batch = self._own_labels(tokens, sample_index)
+        if self.mismatched:
+            assert batch.labels is not None
+            batch = ConceptBatch(labels=batch.labels.roll(-1, dims=0))
+        return batch
+
+    def _own_labels(self, tokens: Tensor, sample_index: Tensor | None) -> ConceptBatch:
         if sample_index is None:
             raise CocomixError("concepts=cached needs each window's sample index from the data pipeline")
         path = self._chunk(sample_index)
