@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from cocomix.contracts import MixerContract
 from cocomix.registry import MIXERS, CocomixError
 
 
@@ -53,8 +54,8 @@ class Mixer(nn.Module):
     length_factor: int = 1
     """How many positions the upper blocks see per input token (1, or 2 for interleaving)."""
 
-    needs_concept: bool = False
-    """Whether ``mix`` reads ``concept``; if so the model must have a concept head."""
+    contract: MixerContract = MixerContract()
+    """Whether ``mix`` reads ``concept`` (then the model must have a concept head)."""
 
     def mix(self, h: Tensor, concept: Tensor | None) -> Tensor:
         """Return the sequence the upper blocks see.
@@ -97,7 +98,7 @@ class NoneMixer(Mixer):
     """Identity: the upper blocks see ``h`` and the LM head reads every position (plain GPT-2)."""
 
     length_factor = 1
-    needs_concept = False
+    contract = MixerContract(reads_concept=False)
 
     def __init__(self, config: NoneMixerConfig | None = None, model_dim: int = 0) -> None:
         super().__init__()
@@ -144,7 +145,7 @@ class InterleaveMixer(Mixer):
     """
 
     length_factor = 2
-    needs_concept = True
+    contract = MixerContract(reads_concept=True)
 
     def __init__(self, config: InterleaveMixerConfig | None = None, model_dim: int = 0) -> None:
         super().__init__()
@@ -190,7 +191,7 @@ class AddMixer(Mixer):
     """Concept "intervention" (brief §2.8): ``h_t + c_hat_t``, length T, LM head on every token."""
 
     length_factor = 1
-    needs_concept = True
+    contract = MixerContract(reads_concept=True)
 
     def __init__(self, config: AddMixerConfig | None = None, model_dim: int = 0) -> None:
         super().__init__()
@@ -229,7 +230,7 @@ class PauseMixer(Mixer):
     """
 
     length_factor = 2
-    needs_concept = False
+    contract = MixerContract(reads_concept=False)
 
     def __init__(self, config: PauseMixerConfig | None = None, model_dim: int = 0) -> None:
         super().__init__()

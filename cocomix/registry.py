@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from cocomix.contracts import ConceptSourceContract, MixerContract, ObjectiveContract
+
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,6 +63,9 @@ class Entry(Generic[T]):
     module: str
     defaults: Callable[[], Any] | None = None
     """Builds this entry's default options when they differ per name (e.g. one arch's sizes)."""
+    contract: Any = None
+    """What the component needs the run to build (``cocomix.contracts``), for the kinds that
+    declare one (objectives, concept sources, mixers); ``None`` for the others."""
 
     def default_config(self) -> Any:
         return self.defaults() if self.defaults is not None else self.config_cls()
@@ -69,10 +74,12 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """Maps names to ``Entry`` (factory + config dataclass) for one kind of component."""
 
-    def __init__(self, kind: str, *, key: str | None = None) -> None:
+    def __init__(self, kind: str, *, key: str | None = None, contract: type | None = None) -> None:
         self.kind = kind
         # The recipe key that selects this kind (``objective=...``); used in error messages.
         self.key = key or kind
+        self.contract_type = contract
+        """The contract dataclass this kind declares (a factory without one gets its defaults)."""
         self._entries: dict[str, Entry[T]] = {}
 
     def register(
@@ -110,10 +117,25 @@ class Registry(Generic[T]):
                 f"{self.kind} {name!r} is registered twice (by {other} and by {module}); "
                 f"rename one of them"
             )
-        self._entries[name] = Entry(name, factory, config_cls, module, defaults)
+        contract = self._contract(name, factory)
+        self._entries[name] = Entry(name, factory, config_cls, module, defaults, contract)
         if isinstance(factory, type) and hasattr(factory, "registered_name"):
             # Set on the class itself, so a registered subclass does not report its parent's name.
             factory.registered_name = name  # type: ignore[attr-defined]
+
+    def _contract(self, name: str, factory: Callable[..., T]) -> Any:
+        if self.contract_type is None:
+            return None
+        contract = getattr(factory, "contract", None)
+        if contract is None:
+            return self.contract_type()
+        if not isinstance(contract, self.contract_type):
+            raise CocomixError(
+                f"cannot register {self.kind} {name!r}: its `contract` is a "
+                f"{type(contract).__name__}, not a {self.contract_type.__name__} "
+                f"(cocomix.contracts); declare `contract = {self.contract_type.__name__}(...)`"
+            )
+        return contract
 
     def get(self, name: str) -> Entry[T]:
         try:
@@ -149,9 +171,11 @@ class Registry(Generic[T]):
 
 
 # One instance per component kind. The key is the top-level recipe key that selects it.
-OBJECTIVES: Registry[Any] = Registry("objectives", key="objective")
-CONCEPT_SOURCES: Registry[Any] = Registry("concept_sources", key="concepts")
-MIXERS: Registry[Any] = Registry("mixers", key="mixer")
+OBJECTIVES: Registry[Any] = Registry("objectives", key="objective", contract=ObjectiveContract)
+CONCEPT_SOURCES: Registry[Any] = Registry(
+    "concept_sources", key="concepts", contract=ConceptSourceContract
+)
+MIXERS: Registry[Any] = Registry("mixers", key="mixer", contract=MixerContract)
 ARCHS: Registry[Any] = Registry("archs", key="model")
 CORPORA: Registry[Any] = Registry("corpora", key="data")
 TOKENIZERS: Registry[Any] = Registry("tokenizers", key="tokenizer")

@@ -69,7 +69,7 @@ def require_steerable(model: CocoMixLM, where: Path | str = "this model") -> tor
             f"{where} has a {type(head).__name__}, which predicts no concept logits to steer "
             f"(e.g. the hidden-state prediction head of Fig. 6b)"
         )
-    if not getattr(model.mixer, "needs_concept", False):
+    if not model.mixer.contract.reads_concept:
         raise CocomixError(
             f"{where} predicts concepts but its mixer ({type(model.mixer).__name__}) does not mix "
             f"them into the residual stream (concept prediction only): steering cannot change "

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from cocomix.concepts.sources import ConceptBatch, ConceptSource, SourceContext
+from cocomix.contracts import ConceptSourceContract
 from cocomix.cache_files import atomic_write_text, cache_key
 from cocomix.registry import CONCEPT_SOURCES, CocomixError
 
@@ -64,6 +65,9 @@ class CacheContext(SourceContext):
 
 @CONCEPT_SOURCES.register("cached", CachedConfig)
 class CachedLabels(ConceptSource):
+    # Teacher and SAE as the cached source; each label costs that source's teacher work once.
+    contract = ConceptSourceContract(counted_as=lambda config: str(config.source))
+
     def __init__(self, config: CachedConfig, context: SourceContext) -> None:
         if not isinstance(context, CacheContext) or context.micro_batch_size <= 0:
             raise CocomixError("concepts=cached needs the runtime's cache context (run it via a recipe)")

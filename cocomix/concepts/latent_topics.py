@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from cocomix.concepts.sources import ConceptBatch, ConceptSource, SourceContext
+from cocomix.contracts import ConceptSourceContract
 from cocomix.registry import CONCEPT_SOURCES, CocomixError
 
 WORD_PREFIX = "w"
@@ -93,13 +94,10 @@ class LatentTopicsSource(ConceptSource):
     positions whose ``arity`` words the window does not show.
     """
 
-    needs_teacher = False
-    needs_sae = False
-    teacher_flop_mode = None
-
-    @classmethod
-    def planned_num_concepts(cls, config: Any) -> int:
-        return int(config.num_topics) + 1
+    contract = ConceptSourceContract(
+        teacher=False, sae=False, teacher_flops=None,
+        num_concepts=lambda config: int(config.num_topics) + 1,
+    )
 
     def __init__(self, config: LatentTopicsSourceConfig, context: SourceContext) -> None:
         if config.num_topics < 2:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cocomix.contracts import ConceptSourceContract
 from cocomix.registry import CONCEPT_SOURCES
 
 
@@ -15,6 +16,8 @@ class NoConceptsConfig:
 @CONCEPT_SOURCES.register("none", NoConceptsConfig)
 class NoConcepts:
     """Provides no concept labels; objectives that need labels refuse to run with it."""
+
+    contract = ConceptSourceContract(teacher=False, sae=False, teacher_flops=None)
 
     def __init__(self, config: NoConceptsConfig, *args: object, **kwargs: object) -> None:
         self.config = config

@@ -31,6 +31,7 @@ from cocomix.concepts.attribution import (
     teacher_grad,
 )
 from cocomix.concepts.sae import TopKSAE, layer_norm_no_affine
+from cocomix.contracts import ConceptSourceContract
 from cocomix.registry import CONCEPT_SOURCES, CocomixError
 from cocomix.types import TeacherLM
 
@@ -50,7 +51,7 @@ class SourceContext:
     """What a source factory gets besides its config."""
 
     teacher: TeacherLM | None
-    """``None`` only for sources that declare ``needs_teacher = False`` (``latent_topics``)."""
+    """``None`` only for sources whose contract says ``teacher=False`` (``latent_topics``)."""
     sae: TopKSAE | None
     """``None`` is allowed only for sources that need no SAE (``teacher_hidden``)."""
     layer: int
@@ -65,25 +66,15 @@ class SourceContext:
 class ConceptSource(abc.ABC):
     """Base class: ``targets(tokens) -> ConceptBatch`` for the student's input tokens.
 
-    A source declares what the runtime must build for it (read from the registry before anything
-    is built): ``needs_teacher`` and ``needs_sae``; how its teacher work is counted in training
-    FLOPs (``teacher_flop_mode``, ``cocomix.runtime.flops``); and, for a label space that is not
-    the SAE's latents, ``planned_num_concepts`` (the concept head's width, known in --dry-run).
+    What the runtime must build for a source (teacher, SAE), how its teacher work is counted in
+    training FLOPs and the size of a label space that is not the SAE's latents are its
+    ``contract`` (``cocomix.contracts.ConceptSourceContract``), read before anything is built.
     """
+
+    contract: ConceptSourceContract = ConceptSourceContract()
 
     num_concepts: int
     """n, the size of the label space (SAE latents); 0 when the source gives no labels."""
-
-    needs_teacher: bool = True
-    needs_sae: bool = True
-    teacher_flop_mode: str | None = "attribution"
-    """``attribution`` (teacher forward + input-gradient backward), ``hidden`` (teacher forward
-    to the SAE layer) or ``None`` (no teacher work)."""
-
-    @classmethod
-    def planned_num_concepts(cls, config: Any) -> int | None:
-        """The label-space size from the source's options; ``None``: the SAE's ``n_latents``."""
-        return None
 
     @abc.abstractmethod
     def targets(self, tokens: Tensor, *, sample_index: Tensor | None = None) -> ConceptBatch:
@@ -115,8 +106,6 @@ def _no_autocast(tokens: Tensor) -> torch.autocast:
 class _TeacherSource(ConceptSource):
     """Shared checks and freezing for sources that read a teacher layer (and maybe an SAE)."""
 
-    needs_sae = True
-
     def __init__(self, context: SourceContext) -> None:
         teacher, sae, layer = context.teacher, context.sae, context.layer
         if teacher is None:
@@ -125,7 +114,7 @@ class _TeacherSource(ConceptSource):
             raise CocomixError(
                 f"concept layer {layer} is outside the teacher's layers 0..{teacher.num_layers - 1}"
             )
-        if self.needs_sae:
+        if self.contract.sae:
             if sae is None:
                 raise CocomixError(
                     f"concept source {type(self).__name__} needs an SAE; none was given"
@@ -198,7 +187,7 @@ class ActivationConfig:
 class ActivationSource(_TeacherSource):
     """Labels = top-K_attr SAE activations (Fig. 6a "Activation"); teacher forward only."""
 
-    teacher_flop_mode = "hidden"
+    contract = ConceptSourceContract(teacher_flops="hidden")
 
     def __init__(self, config: ActivationConfig, context: SourceContext) -> None:
         super().__init__(context)
@@ -231,8 +220,7 @@ class TeacherHiddenConfig:
 class TeacherHiddenSource(_TeacherSource):
     """Targets = teacher hidden states at ``layer`` (direct hidden-state prediction, Fig. 6b)."""
 
-    needs_sae = False
-    teacher_flop_mode = "hidden"
+    contract = ConceptSourceContract(sae=False, teacher_flops="hidden")
 
     def __init__(self, config: TeacherHiddenConfig, context: SourceContext) -> None:
         super().__init__(context)

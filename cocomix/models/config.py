@@ -52,7 +52,7 @@ class CocoLMConfig:
     ``teacher_dim > 0``."""
     concept_compress: bool = True
     """Whether the head keeps its compressor (the part producing c_hat). Rule: a run sets it to
-    ``mixer.needs_concept or objective.requires_concept_compressor``, so "concept prediction only"
+    ``mixer reads_concept or objective concept_compressor`` (their contracts), so "concept prediction only"
     (mixer none; Fig. 6d) has a head without compressor; a mixer that reads c_hat with
     ``concept_compress=false`` is refused."""
     teacher_dim: int = 0
@@ -131,9 +131,10 @@ class CocoLMConfig:
                     f"k={self.concept_topk} is larger than the number of concepts "
                     f"({self.num_concepts}); lower model.concept_topk"
                 )
-        # A mixer class says whether it reads c_hat; a plain-function factory cannot, so it is
-        # trusted here and fails at the first forward instead (Mixer._require_concept).
-        if getattr(entry.factory, "needs_concept", False):
+        # A mixer's contract says whether it reads c_hat; a plain-function factory without one
+        # gets the default (reads none) and fails at the first forward instead
+        # (Mixer._require_concept).
+        if entry.contract.reads_concept:
             if not self.has_concept_head:
                 if self.concept_head == "hidden":
                     raise CocomixError(

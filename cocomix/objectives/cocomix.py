@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torch import Tensor
+
+from cocomix.contracts import MetricValues, ObjectiveContract
 from cocomix.objectives.base import Objective, ObjectiveContext
 from cocomix.objectives.terms import concept_hit_rate, concept_loss, next_token_loss
 from cocomix.registry import OBJECTIVES, CocomixError
@@ -23,25 +26,31 @@ class CoCoMixConfig:
     """Weight of the concept loss (paper: lambda = 0.1)."""
 
 
+@dataclass(frozen=True)
+class CoCoMixMetrics(MetricValues):
+    loss_lm: Tensor
+    loss_concept: Tensor
+    concept_acc: Tensor
+    """Share of the labels among the student's top-k concept logits."""
+
+
 @OBJECTIVES.register("cocomix", CoCoMixConfig)
 class CoCoMix(Objective):
-    metric_names = ("loss_lm", "loss_concept", "concept_acc")
-    requires_concept_head = True
-    requires_concept_source = True
+    contract = ObjectiveContract(metrics=CoCoMixMetrics, concept_head=True, concept_source=True)
 
     def __init__(self, config: CoCoMixConfig, context: ObjectiveContext) -> None:
         super().__init__()
         name = self.objective_name()
         if config.lam < 0:
             raise CocomixError(f"objective.lam={config.lam} must be >= 0")
-        source = context.artifacts.get("concept_source")
+        source = context.concept_source
         if source is None:
             raise CocomixError(
                 f"objective={name} needs a concept source (concepts=attribution, ...)"
             )
         self.check_student(context)
         self.config = config
-        student = context.artifacts.get("student")
+        student = context.student
         # The student's TopK width k, for the hit-rate metric (labels among its top-k concepts).
         self.topk = int(getattr(getattr(student, "config", None), "concept_topk", 0) or 0)
         # Not a submodule: the frozen teacher and SAE stay out of the student's state and optimizer.
@@ -61,12 +70,12 @@ class CoCoMix(Objective):
         loss_concept = concept_loss(out.concept_logits, targets.labels)
         loss = loss_lm + self.config.lam * loss_concept
         k = self.topk or targets.labels.size(-1)
-        metrics = {
-            "loss_lm": loss_lm.detach(),
-            "loss_concept": loss_concept.detach(),
-            "concept_acc": concept_hit_rate(out.concept_logits.detach(), targets.labels, k),
-        }
+        metrics = CoCoMixMetrics(
+            loss_lm=loss_lm.detach(),
+            loss_concept=loss_concept.detach(),
+            concept_acc=concept_hit_rate(out.concept_logits.detach(), targets.labels, k),
+        )
         return LossOutput(loss=loss, num_targets=batch.targets.numel(), metrics=metrics)
 
 
-__all__ = ["CoCoMix", "CoCoMixConfig"]
+__all__ = ["CoCoMix", "CoCoMixConfig", "CoCoMixMetrics"]

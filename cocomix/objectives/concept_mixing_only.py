@@ -3,9 +3,9 @@
 loss = CE_next_token            (lambda = 0: no concept loss, so no concept labels)
 
 The full CoCoMix architecture (predictor, TopK, compressor, interleaving; ``implied_mixer =
-"interleave"``) trained by the LM loss alone: the predictor learns only through the kept TopK
+"interleave"`` in its contract) trained by the LM loss alone: the predictor learns only through the kept TopK
 logits that reach the compressor (brief §1.4). Nothing ties its C outputs to SAE concepts, so no
-concept source, teacher or SAE is built (``requires_concept_source = False``); the head width C is
+concept source, teacher or SAE is built (``concept_source=False``); the head width C is
 the recipe's ``model.num_concepts`` (the paper's 32768 at paper size). A 69M-active model, like
 CoCoMix. The paper's finding: mixing alone has "limited impact".
 """
@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cocomix.contracts import ObjectiveContract
 from cocomix.objectives.base import Objective, ObjectiveContext, student_config
+from cocomix.objectives.ntp import NTPMetrics
 from cocomix.objectives.terms import next_token_loss
 from cocomix.registry import OBJECTIVES, CocomixError
 from cocomix.types import ConceptLM, LossOutput, TokenBatch
@@ -27,11 +29,9 @@ class ConceptMixingOnlyConfig:
 
 @OBJECTIVES.register("concept_mixing_only", ConceptMixingOnlyConfig)
 class ConceptMixingOnly(Objective):
-    metric_names = ("loss_lm",)
-    requires_concept_head = True
-    requires_concept_source = False
-    requires_concept_compressor = True
-    implied_mixer = "interleave"
+    contract = ObjectiveContract(
+        metrics=NTPMetrics, concept_head=True, concept_compressor=True, implied_mixer="interleave"
+    )
 
     def __init__(
         self, config: ConceptMixingOnlyConfig, context: ObjectiveContext | None = None
@@ -56,7 +56,7 @@ class ConceptMixingOnly(Objective):
             )
         loss = next_token_loss(out.logits, batch.targets)
         return LossOutput(
-            loss=loss, num_targets=batch.targets.numel(), metrics={"loss_lm": loss.detach()}
+            loss=loss, num_targets=batch.targets.numel(), metrics=NTPMetrics(loss_lm=loss.detach())
         )
 
 

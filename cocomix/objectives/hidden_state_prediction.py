@@ -5,8 +5,8 @@ loss = CE_next_token + lambda · D(g(h_t), h_con_t),   D in {l1, l2, cosine}
 The student's concept head is a 2-layer MLP g (``cocomix.concepts.hidden_head.HiddenStateHead``)
 that predicts the frozen teacher's hidden state h_con at the SAE layer, from the student's state
 at the insert layer; g(h) is compressed (d_con -> d) and interleaved as CoCoMix's c_hat is
-(``implied_mixer = "interleave"``). The paper's result: all three losses are worse than concept
-prediction. [unconfirmed] in the paper, our choices: lambda = 0.1 (CoCoMix's), MLP width 4·d,
+(``implied_mixer="interleave"`` in its contract). The paper's result: all three losses are worse
+than concept prediction. [unconfirmed] in the paper, our choices: lambda = 0.1 (CoCoMix's), MLP width 4·d,
 the target LN-normalised (the ``teacher_hidden`` source's default), the loss as in
 ``terms.hidden_state_loss`` (l1/l2 averaged per element, cosine per position).
 
@@ -21,6 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from torch import Tensor
+
+from cocomix.contracts import MetricValues, ObjectiveContract
 from cocomix.objectives.base import Objective, ObjectiveContext, student_config
 from cocomix.objectives.terms import HIDDEN_LOSSES, hidden_state_loss, next_token_loss
 from cocomix.registry import OBJECTIVES, CocomixError
@@ -37,17 +40,23 @@ class HiddenStatePredictionConfig:
     """Inner width of the MLP g; 0 = 4 * model_dim (copied to ``model.concept_mlp_hidden``)."""
 
 
+@dataclass(frozen=True)
+class HiddenStateMetrics(MetricValues):
+    loss_lm: Tensor
+    loss_hidden: Tensor
+
+
+def _hidden_head(config: Any) -> dict[str, Any]:
+    """The student predicts the teacher's hidden state with an MLP head (brief §2.4)."""
+    return {"concept_head": "hidden", "concept_mlp_hidden": int(config.mlp_hidden)}
+
+
 @OBJECTIVES.register("hidden_state_prediction", HiddenStatePredictionConfig)
 class HiddenStatePrediction(Objective):
-    metric_names = ("loss_lm", "loss_hidden")
-    requires_concept_head = True
-    requires_concept_source = True
-    requires_concept_compressor = True
-    implied_mixer = "interleave"
-
-    @classmethod
-    def model_overrides(cls, config: Any) -> dict[str, Any]:
-        return {"concept_head": "hidden", "concept_mlp_hidden": int(config.mlp_hidden)}
+    contract = ObjectiveContract(
+        metrics=HiddenStateMetrics, concept_head=True, concept_source=True,
+        concept_compressor=True, implied_mixer="interleave", model_overrides=_hidden_head,
+    )
 
     def __init__(self, config: HiddenStatePredictionConfig, context: ObjectiveContext) -> None:
         super().__init__()
@@ -60,7 +69,7 @@ class HiddenStatePrediction(Objective):
             )
         if config.mlp_hidden < 0:
             raise CocomixError(f"objective.mlp_hidden={config.mlp_hidden} must be >= 0 (0 = 4·d)")
-        source = context.artifacts.get("concept_source")
+        source = context.concept_source
         hidden_dim = int(getattr(source, "hidden_dim", 0) or 0)
         if source is None or hidden_dim <= 0:
             raise CocomixError(f"objective={name} needs concepts=teacher_hidden")
@@ -92,8 +101,8 @@ class HiddenStatePrediction(Objective):
         loss_lm = next_token_loss(out.logits, batch.targets)
         loss_hidden = hidden_state_loss(out.concept_prediction, targets.hidden, self.config.loss)
         loss = loss_lm + self.config.lam * loss_hidden
-        metrics = {"loss_lm": loss_lm.detach(), "loss_hidden": loss_hidden.detach()}
+        metrics = HiddenStateMetrics(loss_lm=loss_lm.detach(), loss_hidden=loss_hidden.detach())
         return LossOutput(loss=loss, num_targets=batch.targets.numel(), metrics=metrics)
 
 
-__all__ = ["HiddenStatePrediction", "HiddenStatePredictionConfig"]
+__all__ = ["HiddenStateMetrics", "HiddenStatePrediction", "HiddenStatePredictionConfig"]

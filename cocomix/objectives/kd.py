@@ -8,8 +8,8 @@ averaged over positions; lambda_KD = 0.1 ("consistently demonstrated strong perf
 The teacher is the same model CoCoMix extracts concepts from (GPT-2 124M in the paper), so teacher
 and student share one tokenizer; a vocabulary mismatch is refused.
 
-The teacher arrives as ``context.artifacts["teacher"]`` (the runtime builds it because
-``requires_teacher`` is set; no SAE and no concept source are needed). It is kept out of this
+The teacher arrives as ``context.teacher`` (the runtime builds it because the contract says
+``teacher=True``; no SAE and no concept source are needed). It is kept out of this
 module's submodules so it never reaches the optimizer or a checkpoint.
 """
 
@@ -18,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
+
+from cocomix.contracts import MetricValues, ObjectiveContract
 
 from cocomix.objectives.base import Objective, ObjectiveContext, student_config
 from cocomix.objectives.terms import kd_loss, next_token_loss, teacher_logits
@@ -46,7 +48,7 @@ def teacher_vocab_size(teacher: Any) -> int | None:
 
 def require_teacher(name: str, context: ObjectiveContext) -> TeacherLM:
     """The context's frozen teacher, frozen again here (eval mode: no dropout in the targets)."""
-    teacher = context.artifacts.get("teacher")
+    teacher = context.teacher
     if teacher is None:
         raise CocomixError(
             f"objective={name} needs a teacher; the runtime builds one from the teacher: options"
@@ -57,10 +59,16 @@ def require_teacher(name: str, context: ObjectiveContext) -> TeacherLM:
     return teacher
 
 
+@dataclass(frozen=True)
+class KDMetrics(MetricValues):
+    loss_lm: Tensor
+    loss_kd: Tensor
+    """KL(teacher || student) over the next-token distributions."""
+
+
 @OBJECTIVES.register("kd", KDConfig)
 class KnowledgeDistillation(Objective):
-    metric_names = ("loss_lm", "loss_kd")
-    requires_teacher = True
+    contract = ObjectiveContract(metrics=KDMetrics, teacher=True)
 
     def __init__(self, config: KDConfig, context: ObjectiveContext) -> None:
         super().__init__()
@@ -94,8 +102,8 @@ class KnowledgeDistillation(Objective):
             )
         loss_kd = kd_loss(out.logits, target, self.config.temperature)
         loss = loss_lm + self.config.lam * loss_kd
-        metrics = {"loss_lm": loss_lm.detach(), "loss_kd": loss_kd.detach()}
+        metrics = KDMetrics(loss_lm=loss_lm.detach(), loss_kd=loss_kd.detach())
         return LossOutput(loss=loss, num_targets=batch.targets.numel(), metrics=metrics)
 
 
-__all__ = ["KDConfig", "KnowledgeDistillation", "require_teacher", "teacher_vocab_size"]
+__all__ = ["KDConfig", "KDMetrics", "KnowledgeDistillation", "require_teacher", "teacher_vocab_size"]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torch import Tensor
+
+from cocomix.contracts import MetricValues, ObjectiveContract
 from cocomix.objectives.base import Objective, ObjectiveContext
 from cocomix.objectives.terms import next_token_loss
 from cocomix.registry import OBJECTIVES
@@ -15,9 +18,15 @@ class NtpConfig:
     """NTP has no options: the loss is the mean shifted cross-entropy."""
 
 
+@dataclass(frozen=True)
+class NTPMetrics(MetricValues):
+    loss_lm: Tensor
+    """The next-token cross-entropy (equal to the loss for NTP itself)."""
+
+
 @OBJECTIVES.register("ntp", NtpConfig)
 class NextTokenPrediction(Objective):
-    metric_names = ("loss_lm",)
+    contract = ObjectiveContract(metrics=NTPMetrics)
 
     def __init__(self, config: NtpConfig, context: ObjectiveContext | None = None) -> None:
         super().__init__()
@@ -26,5 +35,8 @@ class NextTokenPrediction(Objective):
     def compute(self, model: ConceptLM, batch: TokenBatch) -> LossOutput:
         out = model.forward_lm(batch.inputs)
         loss = next_token_loss(out.logits, batch.targets)
-        metrics = {"loss_lm": loss.detach()}
+        metrics = NTPMetrics(loss_lm=loss.detach())
         return LossOutput(loss=loss, num_targets=batch.targets.numel(), metrics=metrics)
+
+
+__all__ = ["NTPMetrics", "NextTokenPrediction", "NtpConfig"]

@@ -5,14 +5,14 @@ to ensure comparable computation": the model's ``pause`` mixer (``cocomix.mixers
 one learned vector interleaved after every token at the insert layer, LM head on the token
 slots; see the mixer for why).
 The losses are unchanged: ``pause`` is NTP and ``kd_pause`` is KD (``cocomix.objectives.kd``);
-each declares ``implied_mixer = "pause"``, so the runtime builds the pause mixer when the recipe
+each contract says ``implied_mixer="pause"``, so the runtime builds the pause mixer when the recipe
 leaves ``mixer=none`` and refuses any other mixer. Whether the paper widens d for the pause model
 is [unconfirmed]; that is the recipe's choice of arch (``*_ntp``), not the objective's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cocomix.objectives.base import ObjectiveContext
 from cocomix.objectives.kd import KDConfig, KnowledgeDistillation
@@ -29,7 +29,7 @@ class PauseConfig(NtpConfig):
 class PauseNTP(NextTokenPrediction):
     """NTP + Pause: next-token prediction on a model with the pause mixer."""
 
-    implied_mixer = "pause"
+    contract = replace(NextTokenPrediction.contract, implied_mixer="pause")
 
     def __init__(self, config: PauseConfig, context: ObjectiveContext | None = None) -> None:
         super().__init__(config, context)
@@ -46,7 +46,7 @@ class KDPauseConfig(KDConfig):
 class KDPause(KnowledgeDistillation):
     """KD + Pause: the KD loss on a model with the pause mixer."""
 
-    implied_mixer = "pause"
+    contract = replace(KnowledgeDistillation.contract, implied_mixer="pause")
 
 
 __all__ = ["KDPause", "KDPauseConfig", "PauseConfig", "PauseNTP"]

@@ -166,7 +166,7 @@ def make_setup(name: str, composed: ComposedRecipe, source: ConceptSource | None
     model = build_model(config)
     model.train()
     obj_name, options = composed.group("objective")
-    context = ObjectiveContext(artifacts={"student": model, "concept_source": source})
+    context = ObjectiveContext(student=model, concept_source=source)
     objective = OBJECTIVES.build(obj_name, options, context)
     train = composed.cfg.train
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(train.lr),

@@ -1,10 +1,11 @@
 """Decide what concept machinery a run needs and build it (teacher, SAE, concept source).
 
-Answered from what the registered components declare, never from their names:
-- the objective: `requires_concept_head`, `requires_concept_source`, `requires_teacher`,
-  `requires_concept_compressor`, `model_overrides(options)` (e.g. a hidden-state head);
-- the mixer: `needs_concept` (it reads c_hat, so the head needs its compressor);
-- the concept source: `needs_sae` (teacher hidden states need no SAE).
+Answered from the contracts the registered components declare (`cocomix.contracts`), never
+from their names:
+- the objective: concept head, concept source, teacher, compressor, model overrides (e.g. a
+  hidden-state head);
+- the mixer: `reads_concept` (it reads c_hat, so the head needs its compressor);
+- the concept source: teacher, SAE (teacher hidden states need no SAE), its label-space size.
 The model options that follow (head width C, compressor on or off, teacher width) are computed
 here once, for both `--dry-run` (planned, nothing built) and training (from the built artifacts).
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cocomix.concepts.sources import SourceContext
+from cocomix.contracts import ConceptSourceContract, MixerContract, ObjectiveContract
 from cocomix.registry import CONCEPT_SOURCES, MIXERS, OBJECTIVES, CocomixError
 from cocomix.runtime.artifacts import DataArtifacts
 from cocomix.runtime.compose import ComposedRecipe, compose_recipe
@@ -36,27 +38,31 @@ class ConceptComponents:
     teacher_location: str = ""
 
 
-def _objective(composed: ComposedRecipe) -> Any:
-    return OBJECTIVES.get(composed.choices["objective"]).factory
+def _objective(composed: ComposedRecipe) -> ObjectiveContract:
+    contract: ObjectiveContract = OBJECTIVES.get(composed.choices["objective"]).contract
+    return contract
 
 
-def _declares(component: Any, name: str, default: bool = False) -> bool:
-    return bool(getattr(component, name, default))
+def _mixer(composed: ComposedRecipe) -> MixerContract:
+    contract: MixerContract = MIXERS.get(composed.choices["mixer"]).contract
+    return contract
+
+
+def _source(composed: ComposedRecipe) -> ConceptSourceContract:
+    contract: ConceptSourceContract = CONCEPT_SOURCES.get(composed.choices["concepts"]).contract
+    return contract
 
 
 def needs_concept_head(composed: ComposedRecipe) -> bool:
-    mixer = MIXERS.get(composed.choices["mixer"]).factory
-    return _declares(_objective(composed), "requires_concept_head") or _declares(mixer, "needs_concept")
+    return _objective(composed).concept_head or _mixer(composed).reads_concept
 
 
 def _source_needs_sae(composed: ComposedRecipe) -> bool:
-    name = composed.choices["concepts"]
-    return name != NO_CONCEPTS and _declares(CONCEPT_SOURCES.get(name).factory, "needs_sae", True)
+    return composed.choices["concepts"] != NO_CONCEPTS and _source(composed).sae
 
 
 def _source_needs_teacher(composed: ComposedRecipe) -> bool:
-    name = composed.choices["concepts"]
-    return name != NO_CONCEPTS and _declares(CONCEPT_SOURCES.get(name).factory, "needs_teacher", True)
+    return composed.choices["concepts"] != NO_CONCEPTS and _source(composed).teacher
 
 
 def needs_teacher_run(composed: ComposedRecipe) -> bool:
@@ -68,29 +74,24 @@ def needs_teacher_run(composed: ComposedRecipe) -> bool:
         return True
     if composed.choices["concepts"] != NO_CONCEPTS:
         return _source_needs_teacher(composed)
-    return _declares(_objective(composed), "requires_teacher")
+    return _objective(composed).teacher
 
 
 def _source_label_space(composed: ComposedRecipe) -> int | None:
     """The label-space size a source states from its options (None: the SAE's latents)."""
-    name = composed.choices["concepts"]
-    planned = getattr(CONCEPT_SOURCES.get(name).factory, "planned_num_concepts", None)
-    if name == NO_CONCEPTS or planned is None:
+    planned = _source(composed).num_concepts
+    if composed.choices["concepts"] == NO_CONCEPTS or planned is None:
         return None
     _, options = composed.group("concepts")
-    size = planned(options)
-    return None if size is None else int(size)
+    return int(planned(options))
 
 
 def model_settings(composed: ComposedRecipe, *, n_latents: int | None, teacher_dim: int | None) -> dict[str, Any]:
     """Model options implied by the objective, mixer and concept artifacts."""
     objective = _objective(composed)
     _, options = composed.group("objective")
-    settings: dict[str, Any] = dict(objective.model_overrides(options)) if hasattr(objective, "model_overrides") else {}
-    mixer = MIXERS.get(composed.choices["mixer"]).factory
-    settings["concept_compress"] = _declares(mixer, "needs_concept") or _declares(
-        objective, "requires_concept_compressor"
-    )
+    settings = objective.overrides(options)
+    settings["concept_compress"] = _mixer(composed).reads_concept or objective.concept_compressor
     if settings.get("concept_head") == "hidden":
         settings["num_concepts"] = 0
         if teacher_dim is None:
@@ -135,7 +136,7 @@ def planned_model_settings(composed: ComposedRecipe) -> dict[str, Any]:
 def _check_choices(composed: ComposedRecipe) -> None:
     concepts = composed.choices["concepts"]
     objective = composed.choices["objective"]
-    if _declares(_objective(composed), "requires_concept_source") and concepts == NO_CONCEPTS:
+    if _objective(composed).concept_source and concepts == NO_CONCEPTS:
         raise CocomixError(
             f"objective={objective} needs concept targets but concepts=none; choose one of: "
             f"{', '.join(n for n in CONCEPT_SOURCES.names() if n != NO_CONCEPTS)}"
@@ -149,7 +150,7 @@ def build_concept_components(composed: ComposedRecipe, cache_dir: Path, data: Da
     name = composed.choices["concepts"]
     if name == NO_CONCEPTS:
         teacher, location = None, ""
-        if _declares(_objective(composed), "requires_teacher"):
+        if _objective(composed).teacher:
             teacher, _, location = ensure_teacher(composed, cache_dir, data, reads_layer=False)
         settings = model_settings(composed, n_latents=None, teacher_dim=None)
         _check_head_width(composed, settings)

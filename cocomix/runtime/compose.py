@@ -249,7 +249,7 @@ def _implied_mixer(choices: dict[str, str]) -> str | None:
     from cocomix.registry import OBJECTIVES
 
     objective = choices["objective"]
-    implied = getattr(OBJECTIVES.get(objective).factory, "implied_mixer", None)
+    implied = OBJECTIVES.get(objective).contract.implied_mixer
     if implied is None or choices["mixer"] == implied:
         return None
     if choices["mixer"] != "none":

@@ -198,9 +198,9 @@ class CocomixRecipe(Recipe):
 
         container.collection.register(MetricRecorder, tb_recorder)
         cfg = self._composed.cfg
-        objective = OBJECTIVES.get(self._composed.choices["objective"]).factory
+        contract = OBJECTIVES.get(self._composed.choices["objective"]).contract
         register_console(container, self._label, int(cfg.stop_at or cfg.steps),
-                         metric_names=getattr(objective, "metric_names", ()))
+                         metric_names=contract.metric_names())
 
     @property
     def _config_text(self) -> str:
@@ -283,12 +283,9 @@ class CocomixRecipe(Recipe):
         student = context.get_model_as(CocoMixLM)
         objective_context = ObjectiveContext(
             device=torch.device(str(context.device)),
-            artifacts={
-                "student": student,
-                "data": self._data,
-                "concept_source": self._concepts.source,
-                "teacher": self._concepts.teacher,
-            },
+            student=student,
+            concept_source=self._concepts.source,
+            teacher=self._concepts.teacher,
         )
         objective = OBJECTIVES.build(name, options, objective_context)
         if not isinstance(objective, Objective):

@@ -3,9 +3,9 @@
 The student's shape is the checkpoint's ``checkpoints/model.yaml`` (the config the model was
 built with: vocabulary and concept count included, which ``config.yaml`` may leave to the
 tokenizer and the SAE). The teacher's cost depends on the run's concept source
-(``concepts.name``, or the source a ``cached`` one wraps), which declares it as
-``teacher_flop_mode`` (``cocomix.concepts.sources.ConceptSource``), so a plugin source is
-counted like a built-in one:
+(``concepts.name``, or the source a ``cached`` one serves), which declares it in its contract
+(``ConceptSourceContract.teacher_flops``, ``cocomix.contracts``), so a plugin source is counted
+like a built-in one:
 
 | source                       | teacher FLOP mode | why                                          |
 |------------------------------|-------------------|----------------------------------------------|
@@ -14,18 +14,21 @@ counted like a built-in one:
 | latent_topics                | (none)            | labels read off the tokens, no teacher        |
 | none, with a teacher objective | forward         | knowledge distillation reads the logits       |
 
-A ``cached`` source is counted as the source it caches: its labels still cost that compute
-once per training window (runs sharing a cache share the cost; FLOPs here are per run).
+A ``cached`` source is counted as the source it caches (its contract's ``counted_as``): its
+labels still cost that compute once per training window (runs sharing a cache share the cost;
+FLOPs here are per run).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from cocomix.contracts import ConceptSourceContract
 from cocomix.registry import CocomixError
 from cocomix.runtime.flops import FlopCount, TeacherCost, training_flops_per_token
 from cocomix.runtime.rundir import missing_artifact, read_artifacts, read_config, train_seq_len
@@ -60,46 +63,44 @@ def _sae_shape(run_dir: Path, config: dict[str, Any], artifacts: dict[str, Any])
 def run_teacher_cost(run_dir: Path, config: dict[str, Any], artifacts: dict[str, Any]) -> TeacherCost | None:
     """The teacher work of one run, or ``None`` when it has no teacher."""
     concepts = dict(config.get("concepts") or {})
-    source = str(concepts.get("name", "none"))
     variant = str(concepts.get("variant", "code"))
-    if source == "cached":
-        source = str(concepts.get("source", "attribution"))
     objective = str((config.get("objective") or {}).get("name", "ntp"))
-    if source == "none":
+    source = _source_contract(concepts, run_dir)
+    if concepts.get("name", "none") == "none":
         if not _objective_needs_teacher(objective):
             return None
         mode = "forward"
+    elif source.teacher_flops is None:
+        return None
     else:
-        declared = _source_teacher_mode(source, run_dir)
-        if declared is None:
-            return None
-        mode = declared
+        mode = source.teacher_flops
     if "teacher" not in artifacts:
         raise missing_artifact(run_dir, "teacher", "its teacher size cannot be read; rerun it with the current runtime")
     shape = _teacher_shape(Path(artifacts["teacher"]))
     layer = int(artifacts.get("teacher_layer", (config.get("teacher") or {}).get("layer", 0)))
-    n_latents, k = (0, 0) if source == "teacher_hidden" or mode == "forward" else _sae_shape(run_dir, config, artifacts)
+    n_latents, k = (0, 0) if not source.sae or mode == "forward" else _sae_shape(run_dir, config, artifacts)
     return TeacherCost(**shape, layer=layer, mode=mode, sae_latents=n_latents, sae_k=k,
                        attribution_dense=variant == "paper")
 
 
-def _source_teacher_mode(source: str, run_dir: Path) -> str | None:
-    """The teacher FLOP mode the registered concept source declares."""
+def _source_contract(concepts: dict[str, Any], run_dir: Path) -> ConceptSourceContract:
+    """The contract of the run's concept source, or of the source it serves (``counted_as``)."""
     from cocomix.registry import CONCEPT_SOURCES
     from cocomix.runtime.builtins import load_builtins
 
     load_builtins()
-    if source not in CONCEPT_SOURCES.names():
+    name = str(concepts.get("name", "none"))
+    if name not in CONCEPT_SOURCES.names():
         raise CocomixError(
-            f"{run_dir}: concept source {source!r} is not registered; import its plugin first"
+            f"{run_dir}: concept source {name!r} is not registered; import its plugin first"
         )
-    factory = CONCEPT_SOURCES.get(source).factory
-    if not hasattr(factory, "teacher_flop_mode"):
-        raise CocomixError(
-            f"{run_dir}: concept source {source!r} declares no teacher_flop_mode; set it on the "
-            f"class (attribution, hidden or None)"
-        )
-    return factory.teacher_flop_mode  # type: ignore[no-any-return]
+    entry = CONCEPT_SOURCES.get(name)
+    contract: ConceptSourceContract = entry.contract
+    if contract.counted_as is None:
+        return contract
+    fields = {f.name for f in dataclasses.fields(entry.config_cls)}
+    options = entry.config_cls(**{k: v for k, v in concepts.items() if k in fields})
+    return _source_contract({"name": contract.counted_as(options)}, run_dir)
 
 
 def _objective_needs_teacher(objective: str) -> bool:
@@ -109,7 +110,7 @@ def _objective_needs_teacher(objective: str) -> bool:
     load_builtins()
     if objective not in OBJECTIVES.names():
         raise CocomixError(f"objective {objective!r} is not registered; import its plugin first")
-    return bool(getattr(OBJECTIVES.get(objective).factory, "requires_teacher", False))
+    return bool(OBJECTIVES.get(objective).contract.teacher)
 
 
 def run_flops_per_token(run_dir: Path | str) -> FlopCount:

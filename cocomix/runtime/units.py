@@ -121,7 +121,7 @@ class ObjectiveTrainUnit(TrainUnit[SequenceBatch]):
 
     def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
         metric_bag.add("loss", Mean())
-        for name in self._objective.metric_names:
+        for name in self._objective.contract.metric_names():
             metric_bag.add(name, Mean())
         _add_sums(metric_bag)
 
@@ -179,9 +179,9 @@ def _contract_problem(objective: Objective, out: object) -> str | None:
         return "returned a loss detached from the model (no gradient would reach the weights)"
     if not isinstance(out.num_targets, int) or isinstance(out.num_targets, bool) or out.num_targets <= 0:
         return f"returned num_targets={out.num_targets!r}, not a positive int"
-    undeclared = sorted(set(out.metrics) - set(objective.metric_names))
+    undeclared = sorted(set(out.metrics) - set(objective.contract.metric_names()))
     if undeclared:
-        return f"returned metrics {undeclared} that metric_names does not declare"
+        return f"returned metrics {undeclared} that its contract's metrics do not declare"
     return None
 
 

@@ -194,7 +194,7 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
     ("objective loss per token", _breach("per_token"), "objective 'contract_breach' (contract_plugin.ContractBreach): compute() returned a loss of shape (128,), not a scalar"),
     ("objective loss detached", _breach("detached"), "compute() returned a loss detached from the model"),
     ("objective loss a float", _breach("plain_float"), "compute() returned a loss of type float, not a tensor"),
-    ("objective metric undeclared", _breach("undeclared_metric"), "compute() returned metrics ['my_metric'] that metric_names does not declare"),
+    ("objective metric undeclared", _breach("undeclared_metric"), "compute() returned metrics ['my_metric'] that its contract's metrics do not declare"),
     ("empty data file", lambda w: w.local("zero.txt", b""), "zero.txt is empty (0 bytes); give it text or remove it from data.files"),
     ("NUL bytes", lambda w: w.local("nul.txt", b"\x00" * 4096), "nul.txt line 1 contains NUL bytes, so it is not a text file"),
     ("malformed JSONL", lambda w: w.local("bad.jsonl", b'{"text": "a"}\n{"text": "b"\n'), "bad.jsonl line 2 is not valid JSON (Expecting ',' delimiter, column 1)"),

@@ -4,11 +4,10 @@ next token's id modulo `num_classes`. Needs no teacher and no SAE, and declares 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 from torch import Tensor
 
 from cocomix.concepts.sources import ConceptBatch, ConceptSource, SourceContext
+from cocomix.contracts import ConceptSourceContract
 from cocomix.registry import CONCEPT_SOURCES
 
 
@@ -19,13 +18,10 @@ class TokenClassConfig:
 
 @CONCEPT_SOURCES.register("token_class", TokenClassConfig)
 class TokenClassSource(ConceptSource):
-    needs_teacher = False
-    needs_sae = False
-    teacher_flop_mode = None
-
-    @classmethod
-    def planned_num_concepts(cls, config: Any) -> int:
-        return int(config.num_classes)
+    contract = ConceptSourceContract(
+        teacher=False, sae=False, teacher_flops=None,
+        num_concepts=lambda config: int(config.num_classes),
+    )
 
     def __init__(self, config: TokenClassConfig, context: SourceContext) -> None:
         self.num_concepts = config.num_classes

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "cocomix"
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # (layer, its top-level modules/packages under cocomix/), lowest first.
-    ("method", ("registry", "types", "mixers", "concepts", "objectives", "cache_files")),
+    ("method", ("registry", "contracts", "types", "mixers", "concepts", "objectives", "cache_files")),
     ("runtime", ("models", "data", "runtime")),
     ("tools", ("eval", "analysis", "export")),
     ("experiment", ("experiment", "perf")),

@@ -7,6 +7,7 @@ import sys
 
 METHOD_MODULES = [
     "cocomix.registry",
+    "cocomix.contracts",
     "cocomix.types",
     "cocomix.mixers",
     "cocomix.concepts",

@@ -22,7 +22,7 @@ def test_registry_entries_and_flags() -> None:
     for name, (cls, factor, needs) in expected.items():
         mixer = MIXERS.build(name, None, D)
         assert type(mixer) is cls and isinstance(mixer, Mixer)
-        assert (mixer.length_factor, mixer.needs_concept) == (factor, needs), name
+        assert (mixer.length_factor, mixer.contract.reads_concept) == (factor, needs), name
 
 
 def test_interleave_layout() -> None:

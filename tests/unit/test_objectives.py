@@ -65,7 +65,7 @@ def test_ntp_is_shifted_cross_entropy() -> None:
 def test_cocomix_adds_lambda_times_concept_loss() -> None:
     model, b = FixedModel(), batch()
     labels = torch.randint(0, C, (B, T, 2))
-    context = ObjectiveContext(artifacts={"concept_source": FixedSource(labels)})
+    context = ObjectiveContext(concept_source=FixedSource(labels))
     out = CoCoMix(CoCoMixConfig(lam=0.3), context).compute(model, b)
     lm = next_token_loss(model.logits, b.targets)
     concept = concept_loss(model.concepts, labels)

@@ -73,3 +73,23 @@ def test_plugin_import_registers_and_missing_plugin_is_one_clear_error(tmp_path,
         sys.modules.pop("my_plugin_mod", None)
     with pytest.raises(CocomixError, match="plugin module 'no_such_plugin' not found"):
         import_plugins(["no_such_plugin"])
+
+
+def test_contract_is_type_checked_and_defaults_when_absent() -> None:
+    from cocomix.contracts import MixerContract, ObjectiveContract
+
+    registry: Registry[object] = Registry("mixers", key="mixer", contract=MixerContract)
+
+    class Reads:
+        contract = MixerContract(reads_concept=True)
+
+    class Wrong:
+        contract = ObjectiveContract()
+
+    registry.add("reads", Reads, Opts)
+    registry.add("plain", lambda config: 0, Opts)  # a function factory declares nothing
+    assert registry.get("reads").contract.reads_concept
+    assert registry.get("plain").contract == MixerContract()
+    with pytest.raises(CocomixError, match="its `contract` is a ObjectiveContract, not a MixerContract"):
+        registry.add("wrong", Wrong, Opts)
+    assert make().get("square").contract is None  # kinds without contracts (archs, corpora)

@@ -61,3 +61,25 @@ def test_batches_must_be_whole_micro_batches(tmp_path: Path) -> None:
         cached.targets(tokens, sample_index=torch.tensor([1, 2]))
     with pytest.raises(CocomixError, match="sample index"):
         cached.targets(tokens)
+
+
+def test_mismatched_labels_are_the_next_windows_cached_labels(tmp_path: Path) -> None:
+    true = CachedLabels(CachedConfig(k_attr=3), context(tmp_path))
+    control = CachedLabels(CachedConfig(k_attr=3, labels="mismatched"), context(tmp_path))
+    assert control.folder == true.folder  # the same cache: the control costs no teacher work
+    tokens, index = batch(4)
+    own = true.targets(tokens, sample_index=index).labels
+    shifted = control.targets(tokens, sample_index=index).labels
+    assert (control.hits, control.misses) == (1, 0)
+    assert torch.equal(shifted[0], own[1]) and torch.equal(shifted[-1], own[0])
+    assert not torch.equal(shifted, own)
+
+
+def test_mismatched_labels_need_two_windows_and_modes_are_checked(tmp_path: Path) -> None:
+    single = context(tmp_path)
+    single.micro_batch_size = 1
+    with pytest.raises(CocomixError, match="train.micro_batch_size >= 2"):
+        CachedLabels(CachedConfig(labels="mismatched"), single)
+    with pytest.raises(CocomixError, match="concepts.labels='shuffled'; choose one of true, mismatched"):
+        CachedLabels(CachedConfig(labels="shuffled"), context(tmp_path))
+    assert not CachedLabels(CachedConfig(labels="True"), context(tmp_path)).mismatched  # `labels=true`

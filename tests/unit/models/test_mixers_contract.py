@@ -33,7 +33,7 @@ def test_mixers_import_with_torch_alone(
 def test_none_mixer_is_identity() -> None:
     mixer = MIXERS.build("none", None, 16)
     assert isinstance(mixer, NoneMixer) and isinstance(mixer, Mixer)
-    assert mixer.length_factor == 1 and not mixer.needs_concept
+    assert mixer.length_factor == 1 and not mixer.contract.reads_concept
     h = torch.randn(2, 5, 16)
     assert mixer.mix(h, None) is h
     assert mixer.mix(h, torch.randn(2, 5, 16)) is h  # "prediction only": concept unused

@@ -55,7 +55,7 @@ def test_prediction_only_is_ntp_plus_lambda_concept_loss() -> None:
     student, b, y = model("none", compress=False), batch(), labels()
     head = student.concept_head
     assert isinstance(head, ConceptHead) and head.compressor is None
-    context = ObjectiveContext(artifacts={"student": student, "concept_source": FixedSource(y)})
+    context = ObjectiveContext(student=student, concept_source=FixedSource(y))
     out = ConceptPredictionOnly(ConceptPredictionOnlyConfig(lam=0.2), context).compute(student, b)
     lm_out = student.forward_lm(b.inputs)
     ntp = NextTokenPrediction(NtpConfig()).compute(student, b).loss
@@ -77,10 +77,10 @@ def test_prediction_only_head_counts_as_inactive() -> None:
 
 
 def test_prediction_only_declarations_and_checks() -> None:
-    assert ConceptPredictionOnly.implied_mixer == "none"
-    assert not ConceptPredictionOnly.requires_concept_compressor
-    assert ConceptPredictionOnly.requires_concept_head
-    assert ConceptPredictionOnly.requires_concept_source
+    assert ConceptPredictionOnly.contract.implied_mixer == "none"
+    assert not ConceptPredictionOnly.contract.concept_compressor
+    assert ConceptPredictionOnly.contract.concept_head
+    assert ConceptPredictionOnly.contract.concept_source
     assert OBJECTIVES.get("concept_prediction_only").factory is ConceptPredictionOnly
     source = FixedSource(labels())
     with pytest.raises(CocomixError,
@@ -88,29 +88,29 @@ def test_prediction_only_declarations_and_checks() -> None:
         ConceptPredictionOnly(ConceptPredictionOnlyConfig(), ObjectiveContext())
     with pytest.raises(CocomixError, match="lam=-1.0 must be >= 0"):
         ConceptPredictionOnly(ConceptPredictionOnlyConfig(lam=-1.0),
-                              ObjectiveContext(artifacts={"concept_source": source}))
+                              ObjectiveContext(concept_source=source))
     with_compressor = model("none", compress=True)
     with pytest.raises(CocomixError, match="head without compressor; the student was built with "
                                            "model.concept_compress=true"):
-        ConceptPredictionOnly(ConceptPredictionOnlyConfig(), ObjectiveContext(
-            artifacts={"student": with_compressor, "concept_source": source}))
+        ConceptPredictionOnly(ConceptPredictionOnlyConfig(),
+                              ObjectiveContext(student=with_compressor, concept_source=source))
     mixing = model("interleave", compress=True)
     with pytest.raises(CocomixError, match="defined with mixer=none, but the student was built "
                                            "with mixer=interleave"):
-        ConceptPredictionOnly(ConceptPredictionOnlyConfig(), ObjectiveContext(
-            artifacts={"student": mixing, "concept_source": source}))
+        ConceptPredictionOnly(ConceptPredictionOnlyConfig(),
+                              ObjectiveContext(student=mixing, concept_source=source))
 
 
 def test_mixing_only_is_the_lm_loss_on_the_cocomix_architecture() -> None:
     student, b = model("interleave", compress=True), batch()
     objective = ConceptMixingOnly(ConceptMixingOnlyConfig(),
-                                  ObjectiveContext(artifacts={"student": student}))
+                                  ObjectiveContext(student=student))
     out = objective.compute(student, b)
     lm_out = student.forward_lm(b.inputs)
     torch.testing.assert_close(out.loss, next_token_loss(lm_out.logits, b.targets))
     assert set(out.metrics) == {"loss_lm"}  # no concept term
     # Same loss as CoCoMix with lambda = 0 (given any labels).
-    context = ObjectiveContext(artifacts={"concept_source": FixedSource(labels())})
+    context = ObjectiveContext(concept_source=FixedSource(labels()))
     cocomix = OBJECTIVES.build("cocomix", OBJECTIVES.get("cocomix").config_cls(lam=0.0), context)
     assert isinstance(cocomix, CoCoMix)
     torch.testing.assert_close(cocomix.compute(student, b).loss, out.loss)
@@ -124,13 +124,13 @@ def test_mixing_only_is_the_lm_loss_on_the_cocomix_architecture() -> None:
 
 def test_mixing_only_declarations_and_checks() -> None:
     cls = ConceptMixingOnly
-    assert cls.requires_concept_head and not cls.requires_concept_source
-    assert cls.implied_mixer == "interleave" and cls.requires_concept_compressor
-    assert not cls.requires_teacher
+    assert cls.contract.concept_head and not cls.contract.concept_source
+    assert cls.contract.implied_mixer == "interleave" and cls.contract.concept_compressor
+    assert not cls.contract.teacher
     ConceptMixingOnly(ConceptMixingOnlyConfig(), ObjectiveContext())  # no source needed
     plain = model("none", compress=False)
     with pytest.raises(CocomixError, match="defined with mixer=interleave"):
-        ConceptMixingOnly(ConceptMixingOnlyConfig(), ObjectiveContext(artifacts={"student": plain}))
+        ConceptMixingOnly(ConceptMixingOnlyConfig(), ObjectiveContext(student=plain))
     plain.concept_head = None
     with pytest.raises(CocomixError, match="needs a student with a concept head"):
         ConceptMixingOnly(ConceptMixingOnlyConfig()).compute(plain, batch())

@@ -57,11 +57,9 @@ def targets() -> Tensor:
 
 def objective(student: CocoMixLM | None = None, source: object = None,
               **options: object) -> HiddenStatePrediction:
-    artifacts: dict[str, object] = {"concept_source": source or HiddenSource(targets())}
-    if student is not None:
-        artifacts["student"] = student
     config = HiddenStatePredictionConfig(**options)  # type: ignore[arg-type]
-    return HiddenStatePrediction(config, ObjectiveContext(artifacts=artifacts))
+    context = ObjectiveContext(student=student, concept_source=source or HiddenSource(targets()))
+    return HiddenStatePrediction(config, context)
 
 
 def test_loss_of_a_vector_with_itself_is_zero() -> None:
@@ -98,7 +96,7 @@ def test_objective_is_lm_plus_lambda_hidden_loss(kind: str) -> None:
     expected = next_token_loss(lm_out.logits, b.targets) + 0.3 * hidden_state_loss(
         lm_out.concept_prediction, y, kind)
     torch.testing.assert_close(out.loss, expected)
-    assert set(out.metrics) == set(HiddenStatePrediction.metric_names) == {"loss_lm", "loss_hidden"}
+    assert set(out.metrics) == set(HiddenStatePrediction.contract.metric_names()) == {"loss_lm", "loss_hidden"}
 
 
 def test_gradients_reach_the_mlp_and_the_compressor() -> None:
@@ -112,13 +110,13 @@ def test_gradients_reach_the_mlp_and_the_compressor() -> None:
 
 def test_declarations() -> None:
     cls = HiddenStatePrediction
-    assert cls.requires_concept_head and cls.requires_concept_source
-    assert cls.requires_concept_compressor and cls.implied_mixer == "interleave"
-    assert not cls.requires_teacher
+    assert cls.contract.concept_head and cls.contract.concept_source
+    assert cls.contract.concept_compressor and cls.contract.implied_mixer == "interleave"
+    assert not cls.contract.teacher
     assert OBJECTIVES.get("hidden_state_prediction").factory is cls
-    overrides = cls.model_overrides(HiddenStatePredictionConfig(mlp_hidden=64))
+    overrides = cls.contract.overrides(HiddenStatePredictionConfig(mlp_hidden=64))
     assert overrides == {"concept_head": "hidden", "concept_mlp_hidden": 64}
-    assert CoCoMix.model_overrides(CoCoMixConfig()) == {}
+    assert CoCoMix.contract.overrides(CoCoMixConfig()) == {}
 
 
 def test_clear_errors() -> None:
@@ -151,7 +149,7 @@ def test_clear_errors() -> None:
 def test_cocomix_refuses_the_hidden_head_clearly() -> None:
     # The prediction travels in its own field, so CoCoMix never reads d_con numbers as logits.
     student = model()
-    context = ObjectiveContext(artifacts={"concept_source": LabelSource()})
+    context = ObjectiveContext(concept_source=LabelSource())
     cocomix = CoCoMix(CoCoMixConfig(), context)
     with pytest.raises(CocomixError, match="objective=cocomix needs a student with a concept head"):
         cocomix.compute(student, batch())

@@ -63,7 +63,7 @@ def logits(seed: int) -> Tensor:
 
 
 def kd(teacher: nn.Module, **options: float) -> KnowledgeDistillation:
-    context = ObjectiveContext(artifacts={"teacher": teacher})
+    context = ObjectiveContext(teacher=teacher)
     return KnowledgeDistillation(KDConfig(**options), context)
 
 
@@ -73,7 +73,7 @@ def test_identical_teacher_and_student_give_zero_kl() -> None:
     out = kd(FixedTeacher(student.clone())).compute(model, b)
     assert out.metrics["loss_kd"].abs().item() < 1e-6
     torch.testing.assert_close(out.loss, next_token_loss(student, b.targets))
-    assert set(out.metrics) == {"loss_lm", "loss_kd"} == set(KnowledgeDistillation.metric_names)
+    assert set(out.metrics) == {"loss_lm", "loss_kd"} == set(KnowledgeDistillation.contract.metric_names())
     assert out.num_targets == B * T
 
 
@@ -134,8 +134,8 @@ def test_kd_options_and_teacher_are_checked() -> None:
         KnowledgeDistillation(KDConfig(), ObjectiveContext())
     # Vocabulary: declared by the teacher (checked at construction) ...
     student = SimpleNamespace(config=SimpleNamespace(vocab_size=V, mixer="none"))
-    context = ObjectiveContext(artifacts={"teacher": FixedTeacher(logits(1), vocab_size=V + 1),
-                                          "student": student})
+    context = ObjectiveContext(teacher=FixedTeacher(logits(1), vocab_size=V + 1),
+                                          student=student)
     with pytest.raises(CocomixError, match=r"teacher's vocabulary \(12\) differs.*\(11\)"):
         KnowledgeDistillation(KDConfig(), context)
     # ... or found on the first batch.
@@ -145,11 +145,11 @@ def test_kd_options_and_teacher_are_checked() -> None:
 
 
 def test_declarations() -> None:
-    assert KnowledgeDistillation.requires_teacher and KnowledgeDistillation.implied_mixer is None
-    assert not KnowledgeDistillation.requires_concept_head
-    assert not KnowledgeDistillation.requires_concept_source
-    assert KDPause.requires_teacher and KDPause.implied_mixer == "pause"
-    assert PauseNTP.implied_mixer == "pause" and not PauseNTP.requires_teacher
+    assert KnowledgeDistillation.contract.teacher and KnowledgeDistillation.contract.implied_mixer is None
+    assert not KnowledgeDistillation.contract.concept_head
+    assert not KnowledgeDistillation.contract.concept_source
+    assert KDPause.contract.teacher and KDPause.contract.implied_mixer == "pause"
+    assert PauseNTP.contract.implied_mixer == "pause" and not PauseNTP.contract.teacher
     for name, cls, config in [("kd", KnowledgeDistillation, KDConfig),
                               ("kd_pause", KDPause, KDPauseConfig),
                               ("pause", PauseNTP, PauseConfig)]:
@@ -163,7 +163,7 @@ def test_pause_is_ntp_and_kd_pause_is_kd() -> None:
     pause = PauseNTP(PauseConfig()).compute(model, b)
     ntp = NextTokenPrediction(PauseConfig()).compute(model, b)
     torch.testing.assert_close(pause.loss, ntp.loss)
-    context = ObjectiveContext(artifacts={"teacher": FixedTeacher(target)})
+    context = ObjectiveContext(teacher=FixedTeacher(target))
     torch.testing.assert_close(KDPause(KDPauseConfig(), context).compute(model, b).loss,
                                kd(FixedTeacher(target)).compute(model, b).loss)
 
@@ -172,11 +172,9 @@ def test_implied_mixer_is_checked_against_the_student() -> None:
     none_student = SimpleNamespace(config=SimpleNamespace(vocab_size=V, mixer="none"))
     with pytest.raises(CocomixError, match="objective=pause is defined with mixer=pause, but the "
                                            "student was built with mixer=none"):
-        PauseNTP(PauseConfig(), ObjectiveContext(artifacts={"student": none_student}))
-    context = ObjectiveContext(
-        artifacts={"student": none_student, "teacher": FixedTeacher(logits(1))}
-    )
+        PauseNTP(PauseConfig(), ObjectiveContext(student=none_student))
+    context = ObjectiveContext(student=none_student, teacher=FixedTeacher(logits(1)))
     with pytest.raises(CocomixError, match="objective=kd_pause is defined with mixer=pause"):
         KDPause(KDPauseConfig(), context)
     pause_student = SimpleNamespace(config=SimpleNamespace(vocab_size=V, mixer="pause"))
-    PauseNTP(PauseConfig(), ObjectiveContext(artifacts={"student": pause_student}))
+    PauseNTP(PauseConfig(), ObjectiveContext(student=pause_student))
