@@ -13,7 +13,7 @@ from cocomix.experiment.plan import PlannedRun, plan_runs, teacher_nodes
 from cocomix.experiment.summary import summarize
 from cocomix.registry import CocomixError
 from cocomix.runtime.artifacts import artifact_dir
-from cocomix.runtime.concept_artifacts import TeacherRun
+from cocomix.runtime.teacher_sources import TeacherRun
 from cocomix.runtime.launch import run_task, train_lm
 from cocomix.runtime.preflight import check_run
 from cocomix.runtime.run_lock import RunLock

@@ -25,7 +25,7 @@ from cocomix.runtime.compose import (
 )
 from cocomix.runtime.compose_errors import check_override_grammar
 from cocomix.runtime.components import needs_teacher_run
-from cocomix.runtime.concept_artifacts import TeacherRun, teacher_run
+from cocomix.runtime.teacher_sources import TeacherRun, teacher_run
 from cocomix.runtime.launch import parameter_counts
 from cocomix.runtime.preflight import check_run
 
@@ -125,7 +125,10 @@ def listing() -> str:
     width = max((len(name) for name, _ in recipes), default=0)
     lines = ["recipes:"] + [f"  {name:<{width}}  {purpose}" for name, purpose in recipes]
     lines.append("registries:")
-    for registry in ALL_REGISTRIES:
+    from cocomix.runtime.concept_artifacts import SAE_SOURCES
+    from cocomix.runtime.teacher_sources import TEACHER_SOURCES
+
+    for registry in (*ALL_REGISTRIES, TEACHER_SOURCES, SAE_SOURCES):
         lines.append(f"  {registry.key:<10} ({registry.kind}): {', '.join(registry.names())}")
     return "\n".join(lines)
 

@@ -12,7 +12,6 @@ here once, for both `--dry-run` (planned, nothing built) and training (from the 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,8 @@ from cocomix.concepts.sources import SourceContext
 from cocomix.contracts import ConceptSourceContract, MixerContract, ObjectiveContract
 from cocomix.registry import CONCEPT_SOURCES, MIXERS, OBJECTIVES, CocomixError
 from cocomix.runtime.artifacts import DataArtifacts
-from cocomix.runtime.compose import ComposedRecipe, compose_recipe
+from cocomix.runtime.compose import ComposedRecipe
+from cocomix.runtime.teacher_sources import TEACHER_SOURCES
 
 NO_CONCEPTS = "none"
 
@@ -68,7 +68,7 @@ def _source_needs_teacher(composed: ComposedRecipe) -> bool:
 def needs_teacher_run(composed: ComposedRecipe) -> bool:
     """Whether the run uses a teacher trained on demand (``teacher.source=recipe``): an SAE task,
     a concept source that reads a teacher, or an objective that does (KD)."""
-    if str(composed.cfg.teacher.source) != "recipe":
+    if not TEACHER_SOURCES.get(str(composed.cfg.teacher.source)).factory.trained_before_run:
         return False
     if str(composed.cfg.task) == "sae":
         return True
@@ -108,17 +108,7 @@ def model_settings(composed: ComposedRecipe, *, n_latents: int | None, teacher_d
 
 def planned_teacher_dim(composed: ComposedRecipe) -> int | None:
     """The teacher's width without loading it (for --dry-run)."""
-    spec = composed.cfg.teacher
-    if spec.source == "recipe":
-        teacher = compose_recipe(str(spec.recipe), [f"preset={composed.preset}", *spec.overrides])
-        return int(teacher.cfg.model.model_dim)
-    if spec.source == "hf_gpt2" and (Path(spec.path) / "config.json").is_file():
-        return int(json.loads((Path(spec.path) / "config.json").read_text())["n_embd"])
-    if spec.source == "checkpoint":
-        from cocomix.runtime.checkpoint import load_model_config
-
-        return load_model_config(Path(spec.path)).model_dim
-    return None
+    return TEACHER_SOURCES.build(str(composed.cfg.teacher.source)).planned_width(composed)
 
 
 def planned_model_settings(composed: ComposedRecipe) -> dict[str, Any]:
@@ -151,7 +141,8 @@ def build_concept_components(composed: ComposedRecipe, cache_dir: Path, data: Da
     if name == NO_CONCEPTS:
         teacher, location = None, ""
         if _objective(composed).teacher:
-            teacher, _, location = ensure_teacher(composed, cache_dir, data, reads_layer=False)
+            loaded = ensure_teacher(composed, cache_dir, data, reads_layer=False)
+            teacher, location = loaded.teacher, loaded.location
         settings = model_settings(composed, n_latents=None, teacher_dim=None)
         _check_head_width(composed, settings)
         return ConceptComponents(model_settings=settings, teacher=teacher, teacher_location=location)

@@ -1,7 +1,7 @@
 """Teacher and SAE artifacts: built once when a recipe needs them, then reused.
 
-A concept recipe names a teacher (`teacher.source`: a producing recipe, a run folder, or local
-GPT-2 weights) and an SAE (`sae.source`: trained here on the teacher's residual stream, or an
+A concept recipe names a teacher (`teacher.source`, a registry: `cocomix.runtime.teacher_sources`)
+and an SAE (`sae.source`, a registry here: trained on the teacher's residual stream, or an
 OpenAI-format file). Produced artifacts live under the artifact folder keyed by the hash of
 everything they depend on, and are written under a temporary name first, so a later recipe with
 the same teacher reuses them and a half-written one is never read.
@@ -9,6 +9,7 @@ the same teacher reuses them and a half-written one is never read.
 
 from __future__ import annotations
 
+import abc
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,19 +25,11 @@ from cocomix.concepts.sae_training import SAETrainConfig, evaluate_sae, train_sa
 from cocomix.cache_files import atomic_dir, cache_key
 from cocomix.data.pipeline import window_starts
 from cocomix.data.shards import TokenShard
-from cocomix.registry import CocomixError
+from cocomix.registry import CocomixError, Registry
 from cocomix.runtime.artifacts import DataArtifacts
-from cocomix.runtime.checkpoint import checkpoint_steps, load_trained_lm
-from cocomix.runtime.compose import ComposedRecipe, compose_recipe
-from cocomix.runtime.rundir import read_artifacts
-from cocomix.runtime.schema import RESUME_NEUTRAL_KEYS
-from cocomix.runtime.teacher import (
-    CocoLMTeacher,
-    HFGPT2Teacher,
-    check_gpt2_student,
-    check_teacher_vocab,
-    teacher_vocab_size,
-)
+from cocomix.runtime.compose import ComposedRecipe
+from cocomix.runtime.teacher import check_teacher_vocab, teacher_vocab_size
+from cocomix.runtime.teacher_sources import TEACHER_SOURCES, LoadedTeacher
 from cocomix.types import TeacherLM
 
 
@@ -54,91 +47,20 @@ class ConceptArtifacts:
 
 def ensure_teacher(
     composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts, *, reads_layer: bool = True
-) -> tuple[TeacherLM, str, str]:
-    """The frozen teacher, a string that identifies it (for cache keys) and where it lives.
+) -> LoadedTeacher:
+    """The frozen teacher ``teacher.source`` names (``cocomix.runtime.teacher_sources``).
     ``reads_layer=False`` (knowledge distillation reads only logits) skips the check that
     ``teacher.layer`` exists in the teacher."""
     spec = composed.cfg.teacher
-    location = str(spec.path)
-    if spec.source == "recipe":
-        run_dir, identity = _trained_teacher(composed, cache_dir)
-        location = str(run_dir)
-        _check_same_tokenizer(run_dir, data)
-        teacher: TeacherLM = CocoLMTeacher(load_trained_lm(run_dir))
-    elif spec.source == "checkpoint":
-        teacher = CocoLMTeacher(load_trained_lm(Path(spec.path)))
-        _check_same_tokenizer(Path(spec.path), data)
-        identity = cache_key("checkpoint", str(Path(spec.path).resolve()), checkpoint_steps(Path(spec.path)))
-    elif spec.source == "hf_gpt2":
-        hf_teacher = HFGPT2Teacher(spec.path)
-        check_gpt2_student(hf_teacher, data.tokenizer, int(composed.cfg.train.seq_len))
-        teacher = hf_teacher
-        identity = cache_key("hf_gpt2", str(Path(spec.path).resolve()))
-    else:
-        raise CocomixError(f"teacher.source={spec.source!r}; choose recipe, checkpoint or hf_gpt2")
+    loaded = TEACHER_SOURCES.build(str(spec.source)).load(composed, cache_dir, data)
+    teacher = loaded.teacher
     check_teacher_vocab(teacher_vocab_size(teacher), data.tokenizer.vocab_size)  # type: ignore[arg-type]
     if reads_layer and not 0 <= int(spec.layer) < teacher.num_layers:
         raise CocomixError(
             f"teacher.layer={spec.layer} is outside the teacher ({teacher.num_layers} blocks): "
             f"choose 0..{teacher.num_layers - 1}"
         )
-    return teacher, identity, location
-
-
-def _check_same_tokenizer(teacher_run: Path, data: DataArtifacts) -> None:
-    """Equal vocabulary sizes are not enough: the ids must mean the same pieces."""
-    from cocomix.data.tokenizer_loading import load_tokenizer
-
-    path = read_artifacts(teacher_run).get("tokenizer")
-    if not path:
-        return
-    if load_tokenizer(path).fingerprint() != data.tokenizer.fingerprint():
-        raise CocomixError(
-            f"the teacher ({teacher_run}) was trained with another tokenizer ({path}) than this "
-            f"run's ({data.tokenizer.path}); teacher and student must share one: set "
-            f"tokenizer.model_file={path}, or tokenizer.train_corpus to the teacher's corpus"
-        )
-
-
-@dataclass(frozen=True)
-class TeacherRun:
-    """A teacher a run trains on demand (``teacher.source=recipe``): a run of its own, keyed by
-    what makes it what it is, kept in the artifact cache. The experiment layer plans it as a
-    node and trains it before the runs that need it."""
-
-    name: str
-    """The teacher's recipe, e.g. ``pretrain/teacher``."""
-    recipe: ComposedRecipe
-    run_dir: Path
-    identity: str
-    steps: int
-
-    def trained(self) -> bool:
-        steps = checkpoint_steps(self.run_dir)
-        return bool(steps) and steps[-1] >= self.steps
-
-
-def teacher_run(composed: ComposedRecipe, cache_dir: Path) -> TeacherRun:
-    """The teacher run ``composed``'s ``teacher.recipe`` (with its overrides) asks for."""
-    spec = composed.cfg.teacher
-    overrides = [f"preset={composed.preset}", *spec.overrides]
-    recipe = compose_recipe(str(spec.recipe), overrides)
-    # What makes the teacher what it is: its resolved config without the keys that never change
-    # a run (so adding such a key to the schema does not retrain every cached teacher).
-    resolved = recipe.resolved()
-    identity = cache_key({k: v for k, v in resolved.items() if k not in (*RESUME_NEUTRAL_KEYS, "description")})
-    run_dir = cache_dir / "teachers" / f"{str(spec.recipe).replace('/', '-')}-{identity}"
-    return TeacherRun(str(spec.recipe), recipe, run_dir, identity, int(recipe.cfg.steps))
-
-
-def _trained_teacher(composed: ComposedRecipe, cache_dir: Path) -> tuple[Path, str]:
-    node = teacher_run(composed, cache_dir)
-    if not node.trained():
-        raise CocomixError(
-            f"the teacher {node.name} is not trained yet ({node.run_dir}); run the recipe with "
-            f"`python -m recipes.run`, which trains the teachers of its plan first"
-        )
-    return node.run_dir, node.identity
+    return loaded
 
 
 def collect_activations(teacher: TeacherLM, layer: int, shard: TokenShard, *, tokens: int,
@@ -155,28 +77,78 @@ def collect_activations(teacher: TeacherLM, layer: int, shard: TokenShard, *, to
     return torch.cat(out)
 
 
-def ensure_sae(composed: ComposedRecipe, cache_dir: Path, teacher: TeacherLM,
-               teacher_id: str, data: DataArtifacts) -> tuple[TopKSAE, str, dict[str, Any], Path]:
-    spec = composed.cfg.sae
-    layer = int(composed.cfg.teacher.layer)
-    if spec.source == "file":
-        sae = load_openai_sae(Path(spec.path), expected_d_model=teacher.model_dim)
+@dataclass(frozen=True)
+class LoadedSAE:
+    sae: TopKSAE
+    identity: str
+    """Identifies the SAE's weights: part of the label cache's key."""
+    path: Path
+    report: dict[str, Any]
+    """Its quality report (normalised MSE, variance explained) when this project trained it."""
+
+
+class SAESource(abc.ABC):
+    """Loads the SAE ``sae:`` names; registered factories take no options (the schema's
+    ``sae.*`` fields say which)."""
+
+    trained_here: bool = False
+    """The run trains the SAE itself, so ``sae.n_latents`` and ``sae.k`` are checked before
+    anything is built (a file's are checked when it is read)."""
+
+    def __init__(self, config: Any = None) -> None:
+        del config
+
+    @abc.abstractmethod
+    def load(self, composed: ComposedRecipe, cache_dir: Path, teacher: LoadedTeacher,
+             data: DataArtifacts) -> LoadedSAE:
+        """The frozen SAE on ``teacher``'s residual stream at ``teacher.layer``."""
+
+
+SAE_SOURCES: Registry[SAESource] = Registry("sae_sources", key="sae.source")
+
+
+@SAE_SOURCES.register("train")
+class TrainedSAE(SAESource):
+    """Trained once on the teacher's residual stream, cached under a key of everything it
+    depends on (paper §2.1 uses OpenAI's pretrained SAE; at CPU scale we train our own)."""
+
+    trained_here = True
+
+    def load(self, composed: ComposedRecipe, cache_dir: Path, teacher: LoadedTeacher,
+             data: DataArtifacts) -> LoadedSAE:
+        spec = composed.cfg.sae
+        layer = int(composed.cfg.teacher.layer)
+        options = {k: spec[k] for k in ("n_latents", "k", "steps", "lr", "batch_tokens", "seq_len", "seed")}
+        identity = cache_key(teacher.identity, layer, options, data.train.meta.corpus_fingerprint)
+        folder = cache_dir / "saes" / f"sae-{identity}"
+        if not (folder / "sae.pt").is_file():
+            sae, report = train_sae_on_teacher(teacher.teacher, layer, data.train, data.valid, spec)
+            with atomic_dir(folder) as tmp:
+                torch.save(openai_state_dict(sae), tmp / "sae.pt")
+                (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        sae = load_openai_sae(folder / "sae.pt", expected_d_model=teacher.teacher.model_dim)
+        report = json.loads((folder / "report.json").read_text())
+        print(f"sae: {folder} (variance explained {report['valid']['fve']:.3f})")
+        return LoadedSAE(_frozen(sae), identity, folder / "sae.pt", report)
+
+
+@SAE_SOURCES.register("file")
+class SAEFile(SAESource):
+    """An OpenAI-format state dict at ``sae.path`` (the paper's SAE, converted or as released)."""
+
+    def load(self, composed: ComposedRecipe, cache_dir: Path, teacher: LoadedTeacher,
+             data: DataArtifacts) -> LoadedSAE:
+        spec = composed.cfg.sae
+        sae = load_openai_sae(Path(spec.path), expected_d_model=teacher.teacher.model_dim)
         _check_declared_sae(sae, spec)
-        return _frozen(sae), cache_key("file", str(Path(spec.path).resolve())), {}, Path(spec.path)
-    if spec.source != "train":
-        raise CocomixError(f"sae.source={spec.source!r}; choose train or file")
-    options = {k: spec[k] for k in ("n_latents", "k", "steps", "lr", "batch_tokens", "seq_len", "seed")}
-    identity = cache_key(teacher_id, layer, options, data.train.meta.corpus_fingerprint)
-    folder = cache_dir / "saes" / f"sae-{identity}"
-    if not (folder / "sae.pt").is_file():
-        sae, report = train_sae_on_teacher(teacher, layer, data.train, data.valid, spec)
-        with atomic_dir(folder) as tmp:
-            torch.save(openai_state_dict(sae), tmp / "sae.pt")
-            (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    sae = load_openai_sae(folder / "sae.pt", expected_d_model=teacher.model_dim)
-    report = json.loads((folder / "report.json").read_text())
-    print(f"sae: {folder} (variance explained {report['valid']['fve']:.3f})")
-    return _frozen(sae), identity, report, folder / "sae.pt"
+        identity = cache_key("file", str(Path(spec.path).resolve()))
+        return LoadedSAE(_frozen(sae), identity, Path(spec.path), {})
+
+
+def ensure_sae(composed: ComposedRecipe, cache_dir: Path, teacher: LoadedTeacher,
+               data: DataArtifacts) -> LoadedSAE:
+    """The SAE ``sae.source`` names."""
+    return SAE_SOURCES.build(str(composed.cfg.sae.source)).load(composed, cache_dir, teacher, data)
 
 
 def _check_declared_sae(sae: TopKSAE, spec: Any) -> None:
@@ -230,11 +202,12 @@ def _frozen(sae: TopKSAE) -> TopKSAE:
 def ensure_concepts(
     composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts, *, with_sae: bool = True
 ) -> ConceptArtifacts:
-    teacher, teacher_id, teacher_at = ensure_teacher(composed, cache_dir, data)
+    teacher = ensure_teacher(composed, cache_dir, data)
     layer = int(composed.cfg.teacher.layer)
-    locations = {"teacher": teacher_at}
+    locations = {"teacher": teacher.location}
     if not with_sae:
-        return ConceptArtifacts(teacher, None, layer, cache_key(teacher_id, layer), locations)
-    sae, sae_id, _, sae_at = ensure_sae(composed, cache_dir, teacher, teacher_id, data)
-    locations["sae"] = str(sae_at)
-    return ConceptArtifacts(teacher, sae, layer, cache_key(teacher_id, sae_id, layer), locations)
+        return ConceptArtifacts(teacher.teacher, None, layer, cache_key(teacher.identity, layer), locations)
+    sae = ensure_sae(composed, cache_dir, teacher, data)
+    locations["sae"] = str(sae.path)
+    return ConceptArtifacts(teacher.teacher, sae.sae, layer, cache_key(teacher.identity, sae.identity, layer),
+                            locations)

@@ -13,6 +13,7 @@ from cocomix.models import CocoLMConfig
 from cocomix.registry import CocomixError
 from cocomix.runtime.components import NO_CONCEPTS, planned_model_settings
 from cocomix.runtime.compose import ComposedRecipe
+from cocomix.runtime.concept_artifacts import SAE_SOURCES
 
 
 def check_run(composed: ComposedRecipe) -> None:
@@ -31,7 +32,9 @@ def check_run(composed: ComposedRecipe) -> None:
 def _check_concepts(composed: ComposedRecipe) -> None:
     """SAE k against its width and K_attr against k, for an SAE this run trains itself (an SAE
     file's k and width are only known once it is loaded, and checked there)."""
-    if composed.choices["concepts"] == NO_CONCEPTS or composed.cfg.sae.source != "train":
+    if composed.choices["concepts"] == NO_CONCEPTS:
+        return
+    if not SAE_SOURCES.get(str(composed.cfg.sae.source)).factory.trained_here:
         return
     sae = composed.cfg.sae
     n_latents, k = int(sae.n_latents), int(sae.k)

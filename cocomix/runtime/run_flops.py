@@ -55,9 +55,15 @@ def _sae_shape(run_dir: Path, config: dict[str, Any], artifacts: dict[str, Any])
         state = torch.load(sae_path, map_location="cpu", weights_only=True, mmap=True)
         return int(state["encoder.weight"].shape[0]), int(state["activation_state_dict"]["k"])
     sae = config.get("sae", {})
-    if sae.get("source") != "train":
+    if not _sae_trained_here(str(sae.get("source", ""))):
         raise missing_artifact(run_dir, "sae", "its SAE size cannot be read; rerun it with the current runtime")
     return int(sae["n_latents"]), int(sae["k"])
+
+
+def _sae_trained_here(source: str) -> bool:
+    from cocomix.runtime.concept_artifacts import SAE_SOURCES
+
+    return source in SAE_SOURCES and bool(SAE_SOURCES.get(source).factory.trained_here)
 
 
 def run_teacher_cost(run_dir: Path, config: dict[str, Any], artifacts: dict[str, Any]) -> TeacherCost | None:

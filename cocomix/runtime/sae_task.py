@@ -14,9 +14,8 @@ from cocomix.runtime.concept_artifacts import ensure_sae, ensure_teacher
 def train_sae_task(composed: ComposedRecipe, run_dir: Path, cache_dir: Path) -> dict[str, object]:
     """The same artifact a concept recipe would build, plus `sae_report.json` in the run folder."""
     data = prepare_data(composed, cache_dir)
-    teacher, teacher_id, _ = ensure_teacher(composed, cache_dir, data)
-    _, sae_id, report, path = ensure_sae(composed, cache_dir, teacher, teacher_id, data)
-    report = {**report, "artifact": sae_id, "path": str(path)}
+    sae = ensure_sae(composed, cache_dir, ensure_teacher(composed, cache_dir, data), data)
+    report = {**sae.report, "artifact": sae.identity, "path": str(sae.path)}
     atomic_write_text(run_dir / "sae_report.json", json.dumps(report, indent=2) + "\n")
     valid = report.get("valid", {})
     if isinstance(valid, dict) and valid:

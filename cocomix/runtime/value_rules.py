@@ -22,7 +22,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from cocomix.registry import CocomixError
+from cocomix.registry import CocomixError, Registry
 
 SEED_LIMIT = 2**32
 """numpy's generators take seeds below 2**32."""
@@ -32,8 +32,12 @@ SEED_LIMIT = 2**32
 class Rule:
     key: str
     ok: Callable[[Any], bool]
-    meaning: str
-    """What the value must be, completing "<key>=<value> must be ..."."""
+    meaning: str | Callable[[], str]
+    """What the value must be, completing "<key>=<value> must be ..." (a callable for choices
+    only known once plugins registered theirs)."""
+
+    def describe(self) -> str:
+        return self.meaning() if callable(self.meaning) else self.meaning
 
 
 def _number(value: Any) -> bool:
@@ -56,6 +60,23 @@ def in_range(key: str, low: float, high: float, *, high_open: bool = True) -> Ru
 
 def one_of(key: str, *choices: str) -> Rule:
     return Rule(key, lambda v: v in choices, f"one of {', '.join(choices)}")
+
+
+def registered(key: str, registry: Callable[[], Registry[Any]]) -> Rule:
+    """A name of a registry (read when checked, after the run's plugins registered theirs)."""
+    return Rule(key, lambda v: v in registry(), lambda: f"one of {', '.join(registry().names())}")
+
+
+def _teacher_sources() -> Registry[Any]:
+    from cocomix.runtime.teacher_sources import TEACHER_SOURCES
+
+    return TEACHER_SOURCES
+
+
+def _sae_sources() -> Registry[Any]:
+    from cocomix.runtime.concept_artifacts import SAE_SOURCES
+
+    return SAE_SOURCES
 
 
 def seed_rule(key: str) -> Rule:
@@ -85,9 +106,9 @@ RULES: tuple[Rule, ...] = (
     one_of("train.data_parallel", "ddp", "fsdp"),
     positive("valid.batch_size", "number of sequences"),
     at_least_zero("valid.max_batches", "0 scores the whole held-out split"),
-    one_of("teacher.source", "recipe", "checkpoint", "hf_gpt2"),
+    registered("teacher.source", _teacher_sources),
     at_least_zero("teacher.layer", "a block index"),
-    one_of("sae.source", "train", "file"),
+    registered("sae.source", _sae_sources),
     positive("sae.n_latents", "number of latents"),
     positive("sae.k", "number of active latents"),
     positive("sae.steps", "number of steps"),
@@ -103,7 +124,7 @@ def check_values(cfg: Any) -> None:
     for rule in RULES:
         value = OmegaConf.select(cfg, rule.key, default=None)
         if not rule.ok(value):
-            raise CocomixError(f"{rule.key}={value!r} must be {rule.meaning}; fix {rule.key}")
+            raise CocomixError(f"{rule.key}={value!r} must be {rule.describe()}; fix {rule.key}")
     stop_at = cfg.get("stop_at")
     if stop_at is not None and not (isinstance(stop_at, int) and 0 < stop_at <= int(cfg.steps)):
         raise CocomixError(f"stop_at={stop_at!r} must be in 1..steps ({cfg.steps}); fix stop_at")

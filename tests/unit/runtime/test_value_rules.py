@@ -34,7 +34,7 @@ def ntp() -> ComposedRecipe:
 @pytest.mark.parametrize("rule", RULES, ids=[r.key for r in RULES])
 def test_each_rule_refuses_a_value_against_its_meaning(rule: object, ntp: ComposedRecipe) -> None:
     cfg = copy.deepcopy(ntp.cfg)
-    value = bad_value(rule.meaning)  # type: ignore[attr-defined]
+    value = bad_value(rule.describe())  # type: ignore[attr-defined]
     OmegaConf.update(cfg, rule.key, value)  # type: ignore[attr-defined]
     shown = re.escape(repr(OmegaConf.select(cfg, rule.key)))  # type: ignore[attr-defined]
     with pytest.raises(CocomixError, match=rf"^{re.escape(rule.key)}={shown} must be .*; fix {rule.key}$"):  # type: ignore[attr-defined]
@@ -45,7 +45,7 @@ def test_the_shipped_recipe_values_pass(ntp: ComposedRecipe) -> None:
     check_values(ntp.cfg)
 
 
-NUMERIC = [r.key for r in RULES if not r.meaning.startswith("one of")]
+NUMERIC = [r.key for r in RULES if not r.describe().startswith("one of")]
 
 
 @pytest.mark.parametrize("key", NUMERIC)
@@ -106,3 +106,25 @@ def test_repeated_seeds_run_once_with_a_warning(capsys: pytest.CaptureFixture[st
 def test_recipe_names_stay_inside_recipes(name: str) -> None:
     with pytest.raises(CocomixError, match="is not a name under recipes/"):
         compose_recipe(name, [])
+
+
+def test_teacher_and_sae_sources_are_registries_a_plugin_extends(ntp: ComposedRecipe) -> None:
+    from cocomix.runtime.concept_artifacts import SAE_SOURCES
+    from cocomix.runtime.teacher_sources import TEACHER_SOURCES, TeacherSource
+
+    assert TEACHER_SOURCES.names() == ["checkpoint", "hf_gpt2", "recipe"]
+    assert SAE_SOURCES.names() == ["file", "train"]
+    cfg = copy.deepcopy(ntp.cfg)
+    OmegaConf.update(cfg, "teacher.source", "from_my_lab")
+    with pytest.raises(CocomixError, match="teacher.source='from_my_lab' must be one of checkpoint, hf_gpt2, recipe"):
+        check_values(cfg)
+
+    class FromMyLab(TeacherSource):
+        def load(self, composed, cache_dir, data):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+    TEACHER_SOURCES.add("from_my_lab", FromMyLab)
+    try:
+        check_values(cfg)  # a registered plugin source is a valid choice
+    finally:
+        TEACHER_SOURCES._entries.pop("from_my_lab")

@@ -1,0 +1,163 @@
+"""Where a run's frozen teacher comes from: the ``teacher.source`` registry.
+
+Built-ins: ``recipe`` (a teacher trained by a recipe of its own, once, in the artifact cache; the
+experiment layer trains it before the runs that need it), ``checkpoint`` (a cocomix run folder)
+and ``hf_gpt2`` (local GPT-2 weights in Hugging Face format, the paper's teacher, §2.1). A plugin
+registers another with ``@TEACHER_SOURCES.register("name")`` on a ``TeacherSource`` subclass.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cocomix.cache_files import cache_key
+from cocomix.registry import CocomixError, Registry
+from cocomix.runtime.artifacts import DataArtifacts
+from cocomix.runtime.checkpoint import checkpoint_steps, load_model_config, load_trained_lm
+from cocomix.runtime.compose import ComposedRecipe, compose_recipe
+from cocomix.runtime.rundir import read_artifacts
+from cocomix.runtime.schema import RESUME_NEUTRAL_KEYS
+from cocomix.runtime.teacher import CocoLMTeacher, HFGPT2Teacher, check_gpt2_student
+from cocomix.types import TeacherLM
+
+
+@dataclass(frozen=True)
+class LoadedTeacher:
+    teacher: TeacherLM
+    identity: str
+    """Identifies the teacher's weights: part of the SAE's and the label cache's keys."""
+    location: str
+    """Where it was read from (recorded in the run's ``artifacts.json``)."""
+
+
+class TeacherSource(abc.ABC):
+    """Loads the frozen teacher ``teacher:`` names; registered factories take no options (the
+    schema's ``teacher.path``, ``teacher.recipe`` and ``teacher.overrides`` say which)."""
+
+    trained_before_run: bool = False
+    """The teacher is a run the experiment layer plans and trains first (``recipe``)."""
+
+    def __init__(self, config: Any = None) -> None:
+        del config
+
+    @abc.abstractmethod
+    def load(self, composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts) -> LoadedTeacher:
+        """The frozen teacher for ``composed``, checked against the run's tokenizer."""
+
+    def planned_width(self, composed: ComposedRecipe) -> int | None:
+        """The teacher's hidden size without loading it (for ``--dry-run``); None if unknown."""
+        return None
+
+
+TEACHER_SOURCES: Registry[TeacherSource] = Registry("teacher_sources", key="teacher.source")
+
+
+@dataclass(frozen=True)
+class TeacherRun:
+    """A teacher a run trains on demand (``teacher.source=recipe``): a run of its own, keyed by
+    what makes it what it is, kept in the artifact cache. The experiment layer plans it as a
+    node and trains it before the runs that need it."""
+
+    name: str
+    """The teacher's recipe, e.g. ``pretrain/teacher``."""
+    recipe: ComposedRecipe
+    run_dir: Path
+    identity: str
+    steps: int
+
+    def trained(self) -> bool:
+        steps = checkpoint_steps(self.run_dir)
+        return bool(steps) and steps[-1] >= self.steps
+
+
+def teacher_run(composed: ComposedRecipe, cache_dir: Path) -> TeacherRun:
+    """The teacher run ``composed``'s ``teacher.recipe`` (with its overrides) asks for."""
+    spec = composed.cfg.teacher
+    overrides = [f"preset={composed.preset}", *spec.overrides]
+    recipe = compose_recipe(str(spec.recipe), overrides)
+    # What makes the teacher what it is: its resolved config without the keys that never change
+    # a run (so adding such a key to the schema does not retrain every cached teacher).
+    resolved = recipe.resolved()
+    identity = cache_key({k: v for k, v in resolved.items() if k not in (*RESUME_NEUTRAL_KEYS, "description")})
+    run_dir = cache_dir / "teachers" / f"{str(spec.recipe).replace('/', '-')}-{identity}"
+    return TeacherRun(str(spec.recipe), recipe, run_dir, identity, int(recipe.cfg.steps))
+
+
+@TEACHER_SOURCES.register("recipe")
+class RecipeTeacher(TeacherSource):
+    """``teacher.recipe`` trained once (with ``teacher.overrides`` and the consumer's preset)."""
+
+    trained_before_run = True
+
+    def load(self, composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts) -> LoadedTeacher:
+        node = teacher_run(composed, cache_dir)
+        if not node.trained():
+            raise CocomixError(
+                f"the teacher {node.name} is not trained yet ({node.run_dir}); run the recipe with "
+                f"`python -m recipes.run`, which trains the teachers of its plan first"
+            )
+        _check_same_tokenizer(node.run_dir, data)
+        return LoadedTeacher(CocoLMTeacher(load_trained_lm(node.run_dir)), node.identity, str(node.run_dir))
+
+    def planned_width(self, composed: ComposedRecipe) -> int | None:
+        spec = composed.cfg.teacher
+        teacher = compose_recipe(str(spec.recipe), [f"preset={composed.preset}", *spec.overrides])
+        return int(teacher.cfg.model.model_dim)
+
+
+@TEACHER_SOURCES.register("checkpoint")
+class CheckpointTeacher(TeacherSource):
+    """A cocomix run folder at ``teacher.path`` (its last checkpoint)."""
+
+    def load(self, composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts) -> LoadedTeacher:
+        path = Path(composed.cfg.teacher.path)
+        teacher = CocoLMTeacher(load_trained_lm(path))
+        _check_same_tokenizer(path, data)
+        identity = cache_key("checkpoint", str(path.resolve()), checkpoint_steps(path))
+        return LoadedTeacher(teacher, identity, str(path))
+
+    def planned_width(self, composed: ComposedRecipe) -> int | None:
+        return load_model_config(Path(composed.cfg.teacher.path)).model_dim
+
+
+@TEACHER_SOURCES.register("hf_gpt2")
+class HFGPT2Source(TeacherSource):
+    """GPT-2 weights in Hugging Face format in the local folder ``teacher.path``."""
+
+    def load(self, composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts) -> LoadedTeacher:
+        path = Path(composed.cfg.teacher.path)
+        teacher = HFGPT2Teacher(str(path))
+        check_gpt2_student(teacher, data.tokenizer, int(composed.cfg.train.seq_len))
+        return LoadedTeacher(teacher, cache_key("hf_gpt2", str(path.resolve())), str(path))
+
+    def planned_width(self, composed: ComposedRecipe) -> int | None:
+        config = Path(composed.cfg.teacher.path) / "config.json"
+        return int(json.loads(config.read_text())["n_embd"]) if config.is_file() else None
+
+
+def _check_same_tokenizer(teacher_run_dir: Path, data: DataArtifacts) -> None:
+    """Equal vocabulary sizes are not enough: the ids must mean the same pieces."""
+    from cocomix.data.tokenizer_loading import load_tokenizer
+
+    path = read_artifacts(teacher_run_dir).get("tokenizer")
+    if not path:
+        return
+    if load_tokenizer(path).fingerprint() != data.tokenizer.fingerprint():
+        raise CocomixError(
+            f"the teacher ({teacher_run_dir}) was trained with another tokenizer ({path}) than "
+            f"this run's ({data.tokenizer.path}); teacher and student must share one: set "
+            f"tokenizer.model_file={path}, or tokenizer.train_corpus to the teacher's corpus"
+        )
+
+
+__all__ = [
+    "TEACHER_SOURCES",
+    "LoadedTeacher",
+    "TeacherRun",
+    "TeacherSource",
+    "teacher_run",
+]
