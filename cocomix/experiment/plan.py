@@ -1,5 +1,5 @@
 """The experiment layer's plan: a recipe plus overrides as the runs it asks for (arms x seeds,
-each composed once) and the teachers they need, trained before them.
+each composed once, after one probe per arm) and the teachers they need, trained before them.
 
 ``plan_runs`` composes; ``teacher_nodes`` says which teacher runs the plan depends on and whether
 they are trained yet; ``dry_run`` prints both and trains nothing.
@@ -19,9 +19,11 @@ from cocomix.runtime.builtins import load_builtins
 from cocomix.runtime.compose import (
     ComposedRecipe,
     compose_recipe,
+    in_group,
     is_group_switch,
     list_recipes,
     override_applies,
+    probe_recipe,
 )
 from cocomix.runtime.compose_errors import check_override_grammar
 from cocomix.runtime.components import needs_teacher_run
@@ -49,7 +51,9 @@ def plan_runs(recipe: str, overrides: list[str]) -> list[PlannedRun]:
     usual unknown-key error.
     """
     load_builtins()
-    top = compose_recipe(recipe, overrides)
+    probe = probe_recipe(recipe, overrides)  # checks every override
+    # Arms, seeds and only_arms as the preset leaves them (a preset may pick the seeds).
+    top = compose_recipe(recipe, overrides, probe=probe)
     arms: dict[str, list[str]] = {k: list(v) for k, v in top.cfg.arms.items()} or {MAIN_ARM: []}
     if top.cfg.only_arms:
         unknown = [a for a in top.cfg.only_arms if a not in arms]
@@ -74,14 +78,16 @@ def plan_runs(recipe: str, overrides: list[str]) -> list[PlannedRun]:
     for arm, arm_overrides in arms.items():
         applicable = overrides
         if arm != MAIN_ARM:
-            # The user's group switches (`tokenizer=sentencepiece`) come first, so their
-            # sub-keys (`tokenizer.vocab_size=300`) are judged against the group they select.
-            switches = [o for o in overrides if is_group_switch(o)]
-            bare = compose_recipe(recipe, arm_overrides + switches)
-            applicable = [o for o in overrides if override_applies(o, bare.cfg)]
+            # One probe per arm, shared by its seeds. The user's group switches
+            # (`tokenizer=sentencepiece`) are in it, so their sub-keys (`tokenizer.vocab_size=300`)
+            # are judged against the group they select; keys outside the groups exist in every
+            # arm (the schema's), so they always apply.
+            always = [o for o in overrides if is_group_switch(o) or not in_group(o)]
+            probe = probe_recipe(recipe, arm_overrides + always)
+            applicable = [o for o in overrides if override_applies(o, probe.cfg)]
         for seed in seeds:
             # The user's overrides come last so they win over an arm's choices too.
-            composed = compose_recipe(recipe, arm_overrides + applicable + [f"seed={seed}"])
+            composed = compose_recipe(recipe, arm_overrides + applicable + [f"seed={seed}"], probe=probe)
             plans.append(PlannedRun(arm, seed, composed))
     return plans
 

@@ -13,9 +13,8 @@ from typing import Optional
 from fairseq2.utils.validation import ValidationResult
 
 import cocomix.mixers  # noqa: F401  (registers the built-in mixers validate() checks against)
+from cocomix.concepts.head_kinds import head_kind
 from cocomix.registry import MIXERS, CocomixError
-
-CONCEPT_HEADS = ("sae", "hidden")
 """``sae``: ``cocomix.concepts.head.ConceptHead``; ``hidden``: ``cocomix.concepts.hidden_head``."""
 
 
@@ -97,17 +96,12 @@ class CocoLMConfig:
     @property
     def has_concept_head(self) -> bool:
         """Whether the factory builds a concept head (of kind ``concept_head``)."""
-        if self.concept_head == "hidden":
-            return self.teacher_dim > 0
-        return self.num_concepts > 0
+        return head_kind(self).present(self)
 
     def _validate_concepts(self) -> None:
         """The concept head's sizes and the mixer/head consistency (paper brief §1.4-1.5, §2.4)."""
         entry = MIXERS.get(self.mixer)  # raises UnknownNameError listing the known mixers
-        if self.concept_head not in CONCEPT_HEADS:
-            raise CocomixError(
-                f"model.concept_head={self.concept_head!r}; choose one of {', '.join(CONCEPT_HEADS)}"
-            )
+        kind = head_kind(self)  # refuses a kind nobody registered, listing the known ones
         if not isinstance(self.concept_compress, bool):
             raise CocomixError(
                 f"model.concept_compress must be true or false, but is {self.concept_compress!r}"
@@ -116,37 +110,13 @@ class CocoLMConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise CocomixError(f"model.{name} must be a non-negative integer, but is {value!r}")
-        if self.concept_head == "hidden" and self.num_concepts > 0:
-            raise CocomixError(
-                f"model.concept_head=hidden predicts teacher hidden states, not concepts, but "
-                f"model.num_concepts={self.num_concepts}; set model.num_concepts=0"
-            )
-        if self.num_concepts > 0:
-            if self.concept_topk == 0:
-                raise CocomixError(
-                    "model.concept_topk=0 keeps no concept; choose 1..num_concepts (paper: 32)"
-                )
-            if self.concept_topk > self.num_concepts:
-                raise CocomixError(
-                    f"k={self.concept_topk} is larger than the number of concepts "
-                    f"({self.num_concepts}); lower model.concept_topk"
-                )
+        kind.validate(self)
         # A mixer's contract says whether it reads c_hat; a plain-function factory without one
         # gets the default (reads none) and fails at the first forward instead
         # (Mixer._require_concept).
         if entry.contract.reads_concept:
-            if not self.has_concept_head:
-                if self.concept_head == "hidden":
-                    raise CocomixError(
-                        f"mixer {self.mixer!r} mixes in predicted concepts, but "
-                        f"model.teacher_dim=0 builds no hidden-state head; set model.teacher_dim "
-                        f"to the teacher's hidden size"
-                    )
-                raise CocomixError(
-                    f"mixer {self.mixer!r} mixes in predicted concepts, but model.num_concepts=0 "
-                    f"builds no concept head; set model.num_concepts (the paper uses 32768) or "
-                    f"choose mixer=none or mixer=pause"
-                )
+            if not kind.present(self):
+                raise CocomixError(f"mixer {self.mixer!r} mixes in predicted concepts, but {kind.how_to_size}")
             if not self.concept_compress:
                 raise CocomixError(
                     f"mixer {self.mixer!r} mixes in the compressed concept, but "

@@ -5,8 +5,8 @@ positions, embedding dropout, pre-LN blocks (attention with biases, 4d GELU-tanh
 attention-weight dropout, a final LayerNorm and an LM head tied to the token embedding. Init
 N(0, 0.02) for every linear and embedding, zero biases, and the residual output projections
 (attention out, MLP out) N(0, 0.02 / sqrt(2L)). The concept head sits at ``insert_layer``:
-``concept_head="sae"`` with ``num_concepts > 0`` builds ``cocomix.concepts.head.ConceptHead``,
-``concept_head="hidden"`` with ``teacher_dim > 0`` builds
+its kind is ``concept_head`` (``cocomix.concepts.head_kinds``): ``sae`` with ``num_concepts > 0``
+builds ``cocomix.concepts.head.ConceptHead``, ``hidden`` with ``teacher_dim > 0`` builds
 ``cocomix.concepts.hidden_head.HiddenStateHead`` (Fig. 6b); ``concept_compress=False`` builds
 either without its compressor ("prediction only", Fig. 6d). The mixer comes from
 ``cocomix.registry.MIXERS``.
@@ -37,8 +37,7 @@ from fairseq2.models.transformer_lm import StandardTransformerLMDecoderLayer
 from fairseq2.nn import Linear, StandardEmbedding, StandardLayerNorm, TiedProjection
 from torch import nn
 
-from cocomix.concepts.head import ConceptHead
-from cocomix.concepts.hidden_head import HiddenStateHead
+from cocomix.concepts.head_kinds import head_kind
 from cocomix.models.config import CocoLMConfig
 from cocomix.models.model import CocoMixLM
 from cocomix.models.position import GPT2PositionEncoder
@@ -124,25 +123,7 @@ def _create_concept_head(
     """
     if not config.has_concept_head:
         return None
-    if config.concept_head == "hidden":
-        return HiddenStateHead(
-            config.model_dim,
-            config.teacher_dim,
-            config.concept_mlp_hidden,
-            init_std=config.init_std,
-            compress=config.concept_compress,
-            device=device,
-            dtype=dtype,
-        )
-    return ConceptHead(
-        config.model_dim,
-        config.num_concepts,
-        config.concept_topk,
-        init_std=config.init_std,
-        compress=config.concept_compress,
-        device=device,
-        dtype=dtype,
-    )
+    return head_kind(config).build(config, device=device, dtype=dtype)
 
 
 def _create_layer(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cocomix.concepts.sources import SourceContext
+from cocomix.concepts.head_kinds import CONCEPT_HEADS
 from cocomix.contracts import ConceptSourceContract, MixerContract, ObjectiveContract
 from cocomix.registry import CONCEPT_SOURCES, MIXERS, OBJECTIVES, CocomixError
 from cocomix.runtime.artifacts import DataArtifacts
@@ -92,10 +93,12 @@ def model_settings(composed: ComposedRecipe, *, n_latents: int | None, teacher_d
     _, options = composed.group("objective")
     settings = objective.overrides(options)
     settings["concept_compress"] = _mixer(composed).reads_concept or objective.concept_compressor
-    if settings.get("concept_head") == "hidden":
+    if _head_sized_by_teacher(composed, settings):
         settings["num_concepts"] = 0
         if teacher_dim is None:
-            raise CocomixError("a hidden-state head needs the teacher's width; none was found")
+            raise CocomixError(
+                f"a {settings['concept_head']} concept head needs the teacher's width; none was found"
+            )
         settings["teacher_dim"] = teacher_dim
     elif not needs_concept_head(composed):
         settings["num_concepts"] = 0
@@ -191,8 +194,15 @@ def build_concept_components(composed: ComposedRecipe, cache_dir: Path, data: Da
     )
 
 
+def _head_sized_by_teacher(composed: ComposedRecipe, settings: dict[str, Any]) -> bool:
+    """Whether the head kind an objective fixes (``model_overrides``) is as wide as the teacher's
+    hidden state rather than the label space."""
+    kind = settings.get("concept_head")
+    return kind is not None and CONCEPT_HEADS.get(str(kind)).factory.sized_by_teacher
+
+
 def _check_head_width(composed: ComposedRecipe, settings: dict[str, Any]) -> None:
-    if needs_concept_head(composed) and settings.get("concept_head") != "hidden" and settings["num_concepts"] <= 0:
+    if needs_concept_head(composed) and not _head_sized_by_teacher(composed, settings) and settings["num_concepts"] <= 0:
         raise CocomixError(
             f"mixer={composed.choices['mixer']} / objective={composed.choices['objective']} need a "
             f"concept head but nothing sets its width; choose concepts=... or set model.num_concepts"

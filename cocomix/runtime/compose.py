@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
@@ -169,6 +170,12 @@ def is_group_switch(override: str) -> bool:
     return override_key(override) in (*GROUP_KEYS, SIZE_GROUP)
 
 
+def in_group(override: str) -> bool:
+    """`objective.lam=0.3`: a key inside a registry group's options (exists only for some
+    choices of that group)."""
+    return override_key(override).split(".")[0] in GROUP_KEYS and "." in override_key(override)
+
+
 def override_applies(override: str, cfg: DictConfig) -> bool:
     """Whether a preset override names a key of this composed config (presets are shared by
     recipes whose components differ, e.g. `objective.lam` only exists for concept objectives)."""
@@ -193,8 +200,38 @@ def _compose(path: Path, name: str, overrides: list[str]) -> tuple[DictConfig, d
     return cfg, choices
 
 
-def compose_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> ComposedRecipe:
-    """Compose ``recipes/<name>.yaml`` with the preset overlay and the user's overrides."""
+@dataclass(frozen=True)
+class RecipeProbe:
+    """One composition of a recipe with an arm's overrides, before its runs are composed: the
+    keys its config has, the groups it chooses and its preset. The seeds of an arm differ only in
+    ``seed``, which changes none of these, so one probe serves every run of the arm."""
+
+    cfg: DictConfig
+    choices: dict[str, str]
+
+
+def probe_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> RecipeProbe:
+    """Compose ``recipes/<name>.yaml`` with ``overrides`` (no preset overlay) and check them."""
+    path = recipe_file(name.removesuffix(".yaml"))
+    check_override_grammar(list(overrides))
+    plugins, user = _with_plugins(path, list(overrides))
+    import_plugins(plugins)
+    register_groups()
+    user = [o for o in user if override_key(o) != "preset"]
+    cfg, choices = _compose(path, name.removesuffix(".yaml"), user)
+    check_schema_keys(cfg, user)
+    return RecipeProbe(cfg, choices)
+
+
+def compose_recipe(
+    name: str, overrides: list[str] | tuple[str, ...] = (), *, probe: RecipeProbe | None = None
+) -> ComposedRecipe:
+    """Compose ``recipes/<name>.yaml`` with the preset overlay and the user's overrides.
+
+    ``probe``: a probe of the same recipe whose overrides differ from these at most in values
+    (the experiment planner passes one per arm); without one the recipe is probed here first.
+    Either way the run itself is composed by Hydra exactly once.
+    """
     name = name.removesuffix(".yaml")
     path = recipe_file(name)
     check_override_grammar(list(overrides))
@@ -204,37 +241,59 @@ def compose_recipe(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Co
 
     preset_override = [o for o in user if override_key(o) == "preset"]
     user = [o for o in user if override_key(o) != "preset"]
-    first, _ = _compose(path, name, user)
-    check_schema_keys(first, user)
-    preset = preset_override[-1].split("=", 1)[1] if preset_override else first.preset
+    first = probe if probe is not None else probe_recipe(name, overrides)
+    preset = preset_override[-1].split("=", 1)[1] if preset_override else first.cfg.preset
     if preset == "auto":
         preset = default_preset()
     user_keys = {override_key(o) for o in user}
-    recipe_overlay = [str(o) for o in first.preset_overrides.get(preset, [])]
+    recipe_overlay = [str(o) for o in first.cfg.preset_overrides.get(preset, [])]
     overlay = [
         o
         for o in _preset_overrides(preset) + recipe_overlay
-        if override_key(o) not in user_keys and override_applies(o, first)
+        if override_key(o) not in user_keys and override_applies(o, first.cfg)
     ]
     effective = overlay + user + [f"preset={preset}"]
-    cfg, choices = _compose(path, name, effective)
-    implied = _implied_mixer(choices)
+    # The groups the run ends up with follow from the probe and the group switches in
+    # `effective` (Hydra: the last switch of a group wins), so the switches an objective or
+    # `width_matched` imply are added before the one composition, not after it.
+    implied = _implied_mixer(_final_choices(first.choices, effective))
     if implied is not None:
         effective.append(f"mixer={implied}")
-        cfg, choices = _compose(path, name, effective)
-    sibling = _width_matched_arch(cfg, choices)
+    sibling = _width_matched_arch(_final_width_matched(first.cfg, effective),
+                                  _final_choices(first.choices, effective))
     if sibling is not None:
         effective.append(f"model={sibling}")
-        cfg, choices = _compose(path, name, effective)
+    cfg, choices = _compose(path, name, effective)
     return ComposedRecipe(name=name, cfg=cfg, choices=choices, overrides=effective, preset=preset)
 
 
-def _width_matched_arch(cfg: DictConfig, choices: dict[str, str]) -> str | None:
+def _value(override: str) -> Any:
+    """The value of ``key=value`` as Hydra's grammar reads it (``true`` is a bool)."""
+    return OverridesParser.create().parse_override(override).value()
+
+
+def _final_choices(probed: dict[str, str], effective: list[str]) -> dict[str, str]:
+    choices = dict(probed)
+    for override in effective:
+        if override_key(override) in GROUP_KEYS:
+            choices[override_key(override)] = str(_value(override))
+    return choices
+
+
+def _final_width_matched(probed: DictConfig, effective: list[str]) -> bool:
+    value = bool(probed.width_matched)
+    for override in effective:
+        if override_key(override) == "width_matched":
+            value = bool(_value(override))
+    return value
+
+
+def _width_matched_arch(width_matched: bool, choices: dict[str, str]) -> str | None:
     """`width_matched: true` swaps the arch for its widened `<arch>_ntp` sibling (paper §3)."""
     from cocomix.registry import ARCHS
 
     arch = choices["model"]
-    if not cfg.width_matched or arch.endswith("_ntp"):
+    if not width_matched or arch.endswith("_ntp"):
         return None
     if f"{arch}_ntp" not in ARCHS:
         raise CocomixError(

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import cocomix.mixers  # noqa: F401  (registers the built-in mixers whose length factor is read)
+from cocomix.concepts.head_kinds import head_kind
 from cocomix.models.config import CocoLMConfig
 from cocomix.registry import MIXERS, CocomixError
 
@@ -130,21 +131,9 @@ def student_forward_flops(
         "upper_blocks": (layers - insert) * factor * (block + attention_flops(d, factor * seq_len)),
         "lm_head": 2.0 * config.vocab_size * d,
     }
-    head = getattr(config, "concept_head", "sae")
-    compress = bool(getattr(config, "concept_compress", True))
-    if head == "sae" and config.num_concepts > 0:
-        parts["concept_predictor"] = 2.0 * d * config.num_concepts
-        if compress:
-            width = config.num_concepts if dense_compressor else config.concept_topk
-            parts["concept_compressor"] = 2.0 * d * width
-    elif head == "hidden" and getattr(config, "teacher_dim", 0) > 0:
-        d_con = int(config.teacher_dim)
-        inner = int(getattr(config, "concept_mlp_hidden", 0)) or 4 * d
-        parts["concept_predictor"] = 2.0 * (d * inner + inner * d_con)
-        if compress:
-            parts["concept_compressor"] = 2.0 * d_con * d
-    elif head not in ("sae", "hidden"):
-        raise CocomixError(f"no FLOP rule for concept head {head!r}")
+    kind = head_kind(config)  # each head kind states its own cost
+    if kind.present(config):
+        parts.update(kind.flops(config, dense_compressor=dense_compressor))
     return parts
 
 

@@ -27,6 +27,7 @@ METHOD_MODULES = [
     "cocomix.concepts.sources",
     "cocomix.concepts.cached",
     "cocomix.concepts.head",
+    "cocomix.concepts.head_kinds",
     "cocomix.concepts.hidden_head",
 ]
 FORBIDDEN = ("fairseq2", "fairseq2n", "hydra", "omegaconf")

@@ -42,7 +42,7 @@ def hidden_model(small_config: Callable[..., CocoLMConfig]) -> Callable[..., Coc
 
 
 def test_config_checks(small_config: Callable[..., CocoLMConfig]) -> None:
-    with pytest.raises(CocomixError, match="model.concept_head='mlp'; choose one of sae, hidden"):
+    with pytest.raises(CocomixError, match="model.concept_head='mlp'; choose one of hidden, sae"):
         small_config(concept_head="mlp").validate()
     with pytest.raises(CocomixError, match="concept_head=hidden predicts teacher hidden states, "
                                            "not concepts, but model.num_concepts=8"):
@@ -191,3 +191,26 @@ def test_hidden_head_counts_at_69m() -> None:
                             mixer="interleave")
     head = d + (d * m + m) + (m * d_con + d_con) + (d_con * d + d)
     assert total == active == base + head
+
+
+def test_a_registered_head_kind_is_built_validated_and_costed(small_config: Callable[..., CocoLMConfig]) -> None:
+    """Concept-head kinds are a registry: a plugin kind needs no change to the model code."""
+    from cocomix.concepts.head_kinds import CONCEPT_HEADS, SAEConceptHead
+    from cocomix.runtime.flops import student_forward_flops
+
+    @CONCEPT_HEADS.register("test_only_sae_twin")
+    class Twin(SAEConceptHead):
+        @staticmethod
+        def validate(config: object) -> None:
+            raise CocomixError("twin says no")
+
+    try:
+        config = small_config(concept_head="test_only_sae_twin", mixer="interleave", num_concepts=64,
+                              concept_topk=4)
+        assert config.has_concept_head
+        with pytest.raises(CocomixError, match="twin says no"):
+            config.validate()
+        flops = student_forward_flops(config, 16)
+        assert flops["concept_predictor"] == 2.0 * config.model_dim * config.num_concepts
+    finally:
+        CONCEPT_HEADS._entries.pop("test_only_sae_twin")
