@@ -8,6 +8,7 @@ from cocomix.registry import CocomixError
 from cocomix.runtime.builtins import load_builtins
 from cocomix.runtime.compose import compose_recipe, list_recipes
 from cocomix.experiment import dry_run
+from cocomix.experiment.plan import plan_runs
 
 load_builtins()
 RECIPES = [name for name, _ in list_recipes()]
@@ -145,3 +146,24 @@ def test_a_paper_size_is_one_choice() -> None:
     assert not any(name.startswith("size/") for name in RECIPES)
     with pytest.raises(CocomixError, match="size= chooses a paper size"):
         compose_recipe("pretrain/ntp", ["size=386m"])
+
+
+def test_planning_composes_each_run_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hydra composes each (arm, seed) once, after one probe per arm that its seeds share, and
+    the top of the recipe twice (its probe, then with the preset, which may choose the seeds)."""
+    import cocomix.runtime.compose as compose
+
+    calls: list[list[str]] = []
+    real = compose._compose
+
+    def counting(path, name, overrides):  # type: ignore[no-untyped-def]
+        calls.append(list(overrides))
+        return real(path, name, overrides)
+
+    monkeypatch.setattr(compose, "_compose", counting)
+    plans = plan_runs("ablation/add_vs_mix", ["seeds=[0,1,2]"])
+    assert len(plans) == 9
+    assert len(calls) == 2 + 3 + 9
+    width_matched = plan_runs("study/label_control", ["seeds=[0]", "only_arms=[ntp]"])
+    assert width_matched[0].composed.choices["model"] == "tiny_ntp"  # the sibling, no recompose
+    assert len(calls) == 14 + 2 + 1 + 1
