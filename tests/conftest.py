@@ -14,6 +14,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Under pytest-xdist (`-n 2`, the README's test command) each worker gets one core: one intra-op
+# thread per worker and per run it launches, not two workers each asking for every core.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def artifact_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
