@@ -21,7 +21,6 @@ from cocomix.runtime.compose import (
     compose_recipe,
     in_group,
     is_group_switch,
-    list_recipes,
     override_applies,
     probe_recipe,
 )
@@ -30,6 +29,7 @@ from cocomix.runtime.components import needs_teacher_run
 from cocomix.runtime.teacher_sources import TeacherRun, teacher_run
 from cocomix.runtime.launch import parameter_counts
 from cocomix.runtime.preflight import check_run
+from cocomix.runtime.recipe_files import list_recipes
 
 MAIN_ARM = "main"
 ARM_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")

@@ -6,7 +6,8 @@ import pytest
 
 from cocomix.registry import CocomixError
 from cocomix.runtime.builtins import load_builtins
-from cocomix.runtime.compose import compose_recipe, list_recipes
+from cocomix.runtime.compose import compose_recipe
+from cocomix.runtime.recipe_files import list_recipes
 from cocomix.experiment import dry_run
 from cocomix.experiment.plan import plan_runs
 

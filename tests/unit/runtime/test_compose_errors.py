@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import cocomix.runtime.compose as compose_module
+import cocomix.runtime.recipe_files as recipe_files
 from cocomix.registry import CocomixError
 from cocomix.runtime.builtins import load_builtins
 from cocomix.runtime.compose import compose_recipe
@@ -24,6 +25,7 @@ def recipes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(compose_module.RECIPES_DIR, copy)
     (copy / "mine").mkdir()
     monkeypatch.setattr(compose_module, "RECIPES_DIR", copy)
+    monkeypatch.setattr(recipe_files, "RECIPES_DIR", copy)
     return copy / "mine"
 
 
