@@ -12,6 +12,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from cocomix.analysis.compare import read_jsonl
 from cocomix.cache_files import atomic_write_text
 from cocomix.runtime.rundir import RunDir
@@ -102,7 +104,10 @@ def _table(arms: dict[str, dict[str, Any]]) -> str:
 
 def summarize(recipe: str, runs: list[RunDir], out_dir: Path, *, held_out_tokens: int = 0) -> str:
     """Write summary.json / summary.md for `runs` under `out_dir`; return the markdown table."""
-    records = [read_run(run, held_out_tokens=held_out_tokens) for run in runs]
+    if held_out_tokens > 0:  # minutes for a study; say so before the wait
+        print(f"summary: scoring {len(runs)} run(s) on {held_out_tokens} held-out test tokens each")
+    records = [read_run(run, held_out_tokens=held_out_tokens)
+               for run in tqdm(runs, desc="summary", unit="run", disable=None, leave=False)]
     by_arm: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         by_arm[record["arm"]].append(record)
