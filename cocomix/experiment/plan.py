@@ -25,7 +25,7 @@ from cocomix.runtime.compose import (
     probe_recipe,
 )
 from cocomix.runtime.compose_errors import check_override_grammar
-from cocomix.runtime.components import needs_teacher_run
+from cocomix.runtime.components import needs_sae, needs_teacher_run
 from cocomix.runtime.teacher_sources import TeacherRun, teacher_run
 from cocomix.runtime.launch import parameter_counts
 from cocomix.runtime.preflight import check_run
@@ -105,17 +105,57 @@ def teacher_nodes(plans: list[PlannedRun], cache_dir: Path) -> list[TeacherRun]:
     return list({node.run_dir: node for node in nodes.values()}.values())
 
 
+def data_nodes(plans: list[PlannedRun]) -> list[str]:
+    """The tokenizer and token shards the planned runs (and their teachers) build or reuse, each
+    once. Their cache keys hash built inputs (a shard's key includes the trained tokenizer's
+    pieces), so they are described by what makes them, not by folder."""
+    nodes: dict[str, None] = {}
+    for plan in plans:
+        data, _ = plan.composed.group("data")
+        tokenizer, options = plan.composed.group("tokenizer")
+        vocab = getattr(options, "vocab_size", None)
+        source = getattr(options, "train_corpus", "") or data
+        nodes[f"# tokenizer: {tokenizer}" + (f", vocab {vocab}" if vocab else "") + f", trained on {source}"] = None
+        nodes[f"# shards: {data} train and valid splits, tokenized by it"] = None
+    return list(nodes)
+
+
+def concept_nodes(plans: list[PlannedRun]) -> list[str]:
+    """The SAEs and concept-label caches the planned runs build or reuse (after their teacher)."""
+    nodes: dict[str, None] = {}
+    for plan in plans:
+        composed = plan.composed
+        if needs_sae(composed):
+            sae = composed.cfg.sae
+            what = (f"trained once, {sae.n_latents} latents, k={sae.k}, {sae.steps} steps"
+                    if str(sae.source) == "train" else f"read from {sae.path}")
+            nodes[f"# sae: {what}, on layer {composed.cfg.teacher.layer} of {_teacher(composed)}"] = None
+        if composed.choices["concepts"] == "cached":
+            _, labels = composed.group("concepts")
+            nodes[f"# labels: {labels.source} (k_attr={labels.k_attr}) of {_teacher(composed)}, cached "
+                  f"per training window of seed {composed.cfg.seed}"] = None
+    return list(nodes)
+
+
+def _teacher(composed: ComposedRecipe) -> str:
+    spec = composed.cfg.teacher
+    if str(spec.source) != "recipe":
+        return f"{spec.source} {spec.path}"
+    return str(spec.recipe) + (f" {list(spec.overrides)}" if spec.overrides else "")
+
+
 def dry_run(recipe: str, overrides: list[str], runs_dir: Path = Path("runs")) -> str:
     """The teachers the recipe needs, then the resolved config of every planned run and its
     parameter counts; trains nothing."""
     from cocomix.runtime.artifacts import artifact_dir
 
     plans = plan_runs(recipe, overrides)
-    lines = []
+    lines = data_nodes(plans)
     for node in teacher_nodes(plans, artifact_dir(runs_dir)):
         total, _ = parameter_counts(node.recipe)
         state = "trained" if node.trained() else f"to train first ({node.steps} steps)"
         lines.append(f"# teacher: {node.name} -> {node.run_dir} ({state}, {total / 1e6:.2f}M parameters)")
+    lines += concept_nodes(plans)
     for plan in plans:
         check_run(plan.composed)
         total, active = parameter_counts(plan.composed)

@@ -66,6 +66,11 @@ def _source_needs_teacher(composed: ComposedRecipe) -> bool:
     return composed.choices["concepts"] != NO_CONCEPTS and _source(composed).teacher
 
 
+def needs_sae(composed: ComposedRecipe) -> bool:
+    """Whether the run builds (or reuses) an SAE: an SAE task, or a source whose contract reads one."""
+    return str(composed.cfg.task) == "sae" or _source_needs_sae(composed)
+
+
 def needs_teacher_run(composed: ComposedRecipe) -> bool:
     """Whether the run uses a teacher trained on demand (``teacher.source=recipe``): an SAE task,
     a concept source that reads a teacher, or an objective that does (KD)."""

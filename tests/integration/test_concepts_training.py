@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cocomix.experiment import dry_run, run_recipe
 
@@ -45,10 +46,12 @@ def test_every_arm_ran_and_the_summary_lists_them(ablation: Path) -> None:
 
 def test_concept_arms_log_concept_loss_and_accuracy(ablation: Path) -> None:
     for arm in ("add", "interleave"):
-        lines = (ablation / "ablation" / "add_vs_mix" / arm / "seed0" / "metrics" / "train.jsonl").read_text()
-        last = json.loads(lines.splitlines()[-1])
+        run = ablation / "ablation" / "add_vs_mix" / arm / "seed0"
+        lam = yaml.safe_load((run / "config.yaml").read_text())["objective"]["lam"]
+        assert lam == 0.3  # the recipe's weight of the concept loss
+        last = json.loads((run / "metrics" / "train.jsonl").read_text().splitlines()[-1])
         assert last["loss_concept"] > 0 and 0 <= last["concept_acc"] <= 1
-        assert last["Loss"] == pytest.approx(last["loss_lm"] + 0.1 * last["loss_concept"], rel=1e-4)
+        assert last["Loss"] == pytest.approx(last["loss_lm"] + lam * last["loss_concept"], rel=1e-4)
 
 
 def test_labels_were_computed_once_and_shared_by_the_concept_arms(artifact_cache: Path, ablation: Path) -> None:

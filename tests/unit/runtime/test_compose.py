@@ -168,3 +168,14 @@ def test_planning_composes_each_run_once(monkeypatch: pytest.MonkeyPatch) -> Non
     width_matched = plan_runs("study/label_control", ["seeds=[0]", "only_arms=[ntp]"])
     assert width_matched[0].composed.choices["model"] == "tiny_ntp"  # the sibling, no recompose
     assert len(calls) == 14 + 2 + 1 + 1
+
+
+def test_dry_run_names_every_artifact_before_the_runs() -> None:
+    """--dry-run shows what the recipe builds or reuses, in build order, then its runs."""
+    heads = [line for line in dry_run("ablation/add_vs_mix", ["seeds=[0]"]).splitlines()
+             if line.startswith("# ")]
+    kinds = [line.split(":")[0] for line in heads]
+    assert kinds == ["# tokenizer", "# shards", "# teacher", "# sae", "# labels",
+                     "# run", "# run", "# run"], heads
+    assert heads[3].startswith("# sae: trained once, 1024 latents, k=16") and "of pretrain/teacher" in heads[3]
+    assert heads[4] == "# labels: attribution (k_attr=2) of pretrain/teacher, cached per training window of seed 0"
