@@ -57,3 +57,17 @@ def test_teacher_strength_pairs_arms_with_ntp_and_plots_against_the_teacher(
     assert all(r["teacher_valid_loss"] > 0 and len(r["deltas"]) == 1 for r in rows)
     assert (out / "teacher_strength.png").stat().st_size > 0
     assert "Teacher strength" in (out / "summary.md").read_text()
+
+
+def test_label_control_trains_true_and_mismatched_labels_from_one_cache(tmp_path: Path, artifact_cache: Path) -> None:
+    arms = "only_arms=[ntp,add,add_mismatched]"
+    runs = run_recipe("study/label_control", SMALL_LM + CONCEPTS + FEW + [arms, "summary_test_tokens=0"], tmp_path)
+    by_arm = {run.arm: run.path for run in runs}
+    assert sorted(by_arm) == ["add", "add_mismatched", "ntp"]
+    caches = {arm: json.loads((by_arm[arm] / "artifacts.json").read_text())["label_cache"]
+              for arm in ("add", "add_mismatched")}
+    assert caches["add"] == caches["add_mismatched"]  # the control reads the same cached labels
+    true, control = (last_record(by_arm[arm], "train") for arm in ("add", "add_mismatched"))
+    assert true["loss_concept"] != control["loss_concept"]  # ... paired with other windows
+    rows = json.loads((tmp_path / "study" / "label_control" / "paired_vs_ntp.json").read_text())
+    assert {row["arm"] for row in rows} == {"add", "add_mismatched"}
