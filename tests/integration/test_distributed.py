@@ -142,6 +142,8 @@ def test_multinode_rendezvous_command_line_dry_runs_once(tmp_path: Path) -> None
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     heads = [line for line in done.stdout.splitlines() if line.startswith("# ")]
-    assert [h.split(" ->")[0] for h in heads] == ["# teacher: pretrain/teacher", "# run: pretrain/cocomix/main/seed22"]
+    # Once each (rank 0 alone prints): the artifacts in build order, then the run.
+    assert [h.split(":")[0] for h in heads] == ["# tokenizer", "# shards", "# teacher", "# sae", "# run"]
+    assert heads[2].startswith("# teacher: pretrain/teacher ->") and heads[4] == "# run: pretrain/cocomix/main/seed22"
     assert "data_parallel: fsdp" in done.stdout
     assert not list(tmp_path.iterdir())  # a dry run writes nothing
