@@ -213,6 +213,12 @@ def compose_recipe(
     if sibling is not None:
         effective.append(f"model={sibling}")
     cfg, choices = _compose(path, name, effective)
+    predicted = _final_choices(first.choices, effective)
+    if choices != predicted:  # the probe was not of this run's recipe and group switches
+        raise CocomixError(
+            f"internal: composing {name} chose {choices}, its probe predicted {predicted}; "
+            f"compose it without a probe"
+        )
     return ComposedRecipe(name=name, cfg=cfg, choices=choices, overrides=effective, preset=preset)
 
 
