@@ -26,7 +26,8 @@ from cocomix.runtime.compose import (
 )
 from cocomix.runtime.compose_errors import check_override_grammar
 from cocomix.runtime.components import needs_sae, needs_teacher_run
-from cocomix.runtime.teacher_sources import TeacherRun, teacher_run
+from cocomix.runtime.concept_artifacts import SAE_SOURCES
+from cocomix.runtime.teacher_sources import TEACHER_SOURCES, TeacherRun, teacher_run
 from cocomix.runtime.launch import parameter_counts
 from cocomix.runtime.preflight import check_run
 from cocomix.runtime.recipe_files import list_recipes
@@ -127,8 +128,9 @@ def concept_nodes(plans: list[PlannedRun]) -> list[str]:
         composed = plan.composed
         if needs_sae(composed):
             sae = composed.cfg.sae
+            trained = SAE_SOURCES.get(str(sae.source)).factory.trained_here
             what = (f"trained once, {sae.n_latents} latents, k={sae.k}, {sae.steps} steps"
-                    if str(sae.source) == "train" else f"read from {sae.path}")
+                    if trained else f"read from {sae.path}")
             nodes[f"# sae: {what}, on layer {composed.cfg.teacher.layer} of {_teacher(composed)}"] = None
         if composed.choices["concepts"] == "cached":
             _, labels = composed.group("concepts")
@@ -171,9 +173,6 @@ def listing() -> str:
     width = max((len(name) for name, _ in recipes), default=0)
     lines = ["recipes:"] + [f"  {name:<{width}}  {purpose}" for name, purpose in recipes]
     lines.append("registries:")
-    from cocomix.runtime.concept_artifacts import SAE_SOURCES
-    from cocomix.runtime.teacher_sources import TEACHER_SOURCES
-
     for registry in (*ALL_REGISTRIES, TEACHER_SOURCES, SAE_SOURCES):
         lines.append(f"  {registry.key:<10} ({registry.kind}): {', '.join(registry.names())}")
     return "\n".join(lines)

@@ -205,15 +205,16 @@ def compose_recipe(
     # The groups the run ends up with follow from the probe and the group switches in
     # `effective` (Hydra: the last switch of a group wins), so the switches an objective or
     # `width_matched` imply are added before the one composition, not after it.
-    implied = _implied_mixer(_final_choices(first.choices, effective))
+    predicted = _final_choices(first.choices, effective)
+    implied = _implied_mixer(predicted)
     if implied is not None:
         effective.append(f"mixer={implied}")
-    sibling = _width_matched_arch(_final_width_matched(first.cfg, effective),
-                                  _final_choices(first.choices, effective))
+        predicted["mixer"] = implied
+    sibling = _width_matched_arch(_final_width_matched(first.cfg, effective), predicted)
     if sibling is not None:
         effective.append(f"model={sibling}")
+        predicted["model"] = sibling
     cfg, choices = _compose(path, name, effective)
-    predicted = _final_choices(first.choices, effective)
     if choices != predicted:  # the probe was not of this run's recipe and group switches
         raise CocomixError(
             f"internal: composing {name} chose {choices}, its probe predicted {predicted}; "
