@@ -140,6 +140,14 @@ def test_the_console_shows_progress_and_validation_and_nothing_of_fairseq2(
 
     from test_concepts_training import SMALL_LM
 
+    from cocomix.runtime.artifacts import prepare_data
+    from cocomix.runtime.builtins import load_builtins
+    from cocomix.runtime.compose import compose_recipe
+
+    # Tokenizer and shards built here first (under xdist this worker's cache may be cold), so
+    # the launch below prints its run's lines only.
+    load_builtins()
+    prepare_data(compose_recipe("pretrain/ntp", SMALL_LM), artifact_cache)
     env = {**os.environ, "COCOMIX_ARTIFACTS": str(artifact_cache)}
     args = ["pretrain/ntp", "--runs-dir", str(tmp_path), *SMALL_LM, "steps=6", "summary_test_tokens=0"]
     out = subprocess.run([sys.executable, "-m", "recipes.run", *args], cwd=REPO, env=env,
