@@ -43,6 +43,8 @@ class RunPoint:
     teacher: str
     """The teacher's run folder ('' for runs without a teacher)."""
     final_loss: float
+    lam: float | None
+    """The objective's loss weight (``objective.lam``; None for objectives without one)."""
 
 
 def _method(config: dict[str, Any]) -> str:
@@ -61,8 +63,9 @@ def describe(path: Path) -> RunPoint:
         raise CocomixError(f"{path}/metrics/valid.jsonl has no validation loss")
     teacher = str(read_artifacts(path).get("teacher", ""))
     data = json.dumps(config.get("data"), sort_keys=True)
+    lam = (config.get("objective") or {}).get("lam")
     return RunPoint(path, info.arm, info.seed, _method(config), int(config["steps"]), data, teacher,
-                    float(valid[-1]["Loss"]))
+                    float(valid[-1]["Loss"]), None if lam is None else float(lam))
 
 
 def teacher_valid_loss(teacher: str) -> float:
@@ -99,7 +102,8 @@ def compare_to_baseline(points: list[RunPoint]) -> list[dict[str, Any]]:
             groups[p.arm].append(p)
     rows = []
     for arm, members in groups.items():
-        budget, method, teacher = members[0].budget, members[0].method, members[0].teacher
+        budget, method, teacher, lam = (members[0].budget, members[0].method, members[0].teacher,
+                                        members[0].lam)
         paired = [(m, baseline.get((m.budget, m.data, m.seed))) for m in members]
         missing = [m.seed for m, b in paired if b is None]
         if missing:
@@ -117,7 +121,7 @@ def compare_to_baseline(points: list[RunPoint]) -> list[dict[str, Any]]:
         delta_mean, delta_std = _mean_std(deltas)
         loss_mean, loss_std = _mean_std([m.final_loss for m in members])
         rows.append({
-            "budget": budget, "method": method, "arm": arm,
+            "budget": budget, "method": method, "lam": lam, "arm": arm,
             "teacher": teacher, "teacher_valid_loss": teacher_valid_loss(teacher) if teacher else None,
             "seeds": sorted(m.seed for m in members), "valid_loss_mean": loss_mean,
             "valid_loss_std": loss_std, "ntp_valid_loss_mean": _mean_std([b.final_loss for b in base_runs])[0],
@@ -160,10 +164,13 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     fig, axes = plt.subplots(1, len(budgets), figsize=(6.0 * len(budgets), 4.6), dpi=120,
                              squeeze=False, sharey=True)
     for ax, budget in zip(axes[0], budgets, strict=True):
+        # One series per method and loss weight: the same mixer at lambda 0.1 and 0.3 are two
+        # different treatments (docs/findings.md §4), never averaged into one line.
         by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
             if r["budget"] == budget and r["teacher_valid_loss"] is not None:
-                by_method[r["method"]].append(r)
+                series = r["method"] if r["lam"] is None else f"{r['method']} λ={r['lam']:g}"
+                by_method[series].append(r)
         for method, members in sorted(by_method.items()):
             members.sort(key=lambda r: r["teacher_valid_loss"])
             x = [r["teacher_valid_loss"] for r in members]
