@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from cocomix.analysis.compare import (
     savings,
 )
 from cocomix.analysis.plots import plot_loss
+from cocomix.analysis.seed_stats import mean_std, spread
 from cocomix.eval.loading import discover_runs
 from cocomix.registry import CocomixError
 
@@ -29,10 +29,9 @@ def _num(value: float | None, spec: str = ".4f") -> str:
     return format(value, spec)
 
 
-def _mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return _num(values[0])
-    return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}"
+def _over_seeds(values: list[float], spec: str) -> str:
+    """One run prints its value (or "-" when it has none); several print mean ± std."""
+    return _num(values[0], spec) if len(values) == 1 else spread(*mean_std(values), len(values), spec)
 
 
 def runs_table(runs: list[RunCurves]) -> str:
@@ -56,12 +55,9 @@ def arms_table(runs: list[RunCurves]) -> str:
              "|---|---|---|---|---|"]
     for arm, members in grouped.items():
         finals = [m.final() for m in members]
-        ppl = [f["valid_ppl"] for f in finals]
-        ppl_text = _num(ppl[0], ".2f") if len(ppl) == 1 else (
-            f"{statistics.fmean(ppl):.2f} ± {statistics.stdev(ppl):.2f}")
         fpt = members[0].flops_per_token
-        lines.append(f"| {arm} | {len(members)} | {_mean_std([f['valid_loss'] for f in finals])} | "
-                     f"{ppl_text} | {_num(fpt, '.3g')} |")
+        lines.append(f"| {arm} | {len(members)} | {_over_seeds([f['valid_loss'] for f in finals], '.4f')} | "
+                     f"{_over_seeds([f['valid_ppl'] for f in finals], '.2f')} | {_num(fpt, '.3g')} |")
     return "\n".join(lines)
 
 

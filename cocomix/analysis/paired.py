@@ -17,13 +17,13 @@ validation loss), never parsed from arm names; an arm is the unit that is averag
 from __future__ import annotations
 
 import json
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cocomix.analysis.compare import arm_curves, load_curves, read_jsonl, reach
+from cocomix.analysis.seed_stats import mean_std, spread
 from cocomix.eval.loading import run_info
 from cocomix.runtime.rundir import read_artifacts, read_config
 from cocomix.registry import CocomixError
@@ -76,14 +76,6 @@ def teacher_valid_loss(teacher: str) -> float:
     return float(valid[-1]["Loss"])
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def _fmt(mean: float, std: float, seeds: int) -> str:
-    return f"{mean:+.4f}" if seeds == 1 else f"{mean:+.4f} ± {std:.4f}"
-
-
 def compare_to_baseline(points: list[RunPoint]) -> list[dict[str, Any]]:
     """One row per non-NTP arm: paired differences to NTP and tokens to reach its final loss."""
     baseline: dict[tuple[int, str, int], RunPoint] = {}
@@ -118,13 +110,13 @@ def compare_to_baseline(points: list[RunPoint]) -> list[dict[str, Any]]:
         base_curve = arm_curves([load_curves(run_info(b.path), "ntp") for b in base_runs])["ntp"]
         target = float(base_curve.mean[-1])
         tokens = reach(arm_curve.tokens, arm_curve.mean, target)
-        delta_mean, delta_std = _mean_std(deltas)
-        loss_mean, loss_std = _mean_std([m.final_loss for m in members])
+        delta_mean, delta_std = mean_std(deltas)
+        loss_mean, loss_std = mean_std([m.final_loss for m in members])
         rows.append({
             "budget": budget, "method": method, "lam": lam, "arm": arm,
             "teacher": teacher, "teacher_valid_loss": teacher_valid_loss(teacher) if teacher else None,
             "seeds": sorted(m.seed for m in members), "valid_loss_mean": loss_mean,
-            "valid_loss_std": loss_std, "ntp_valid_loss_mean": _mean_std([b.final_loss for b in base_runs])[0],
+            "valid_loss_std": loss_std, "ntp_valid_loss_mean": mean_std([b.final_loss for b in base_runs])[0],
             "delta_mean": delta_mean, "delta_std": delta_std, "deltas": deltas,
             "tokens_to_reach_ntp": tokens, "ntp_tokens": float(base_curve.tokens[-1]),
         })
@@ -146,10 +138,9 @@ def _table(rows: list[dict[str, Any]]) -> str:
         tokens = ("not reached" if r["tokens_to_reach_ntp"] is None else
                   f"{r['tokens_to_reach_ntp']:.3g} ({100 * (1 - r['tokens_to_reach_ntp'] / r['ntp_tokens']):+.1f}% saved)")
         teacher = "-" if r["teacher_valid_loss"] is None else f"{r['teacher_valid_loss']:.3f}"
-        loss = (f"{r['valid_loss_mean']:.4f}" if seeds == 1 else
-                f"{r['valid_loss_mean']:.4f} ± {r['valid_loss_std']:.4f}")
+        loss = spread(r["valid_loss_mean"], r["valid_loss_std"], seeds)
         lines.append(f"| {r['arm']} | {r['budget']} | {r['method']} | {teacher} | {seeds} | {loss} | "
-                     f"{r['ntp_valid_loss_mean']:.4f} | {_fmt(r['delta_mean'], r['delta_std'], seeds)} | "
+                     f"{r['ntp_valid_loss_mean']:.4f} | {spread(r['delta_mean'], r['delta_std'], seeds, signed=True)} | "
                      f"{tokens} |")
     return "\n".join(lines)
 

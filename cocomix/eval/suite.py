@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import math
-import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import torch
 
+from cocomix.analysis.seed_stats import mean_std
 from cocomix.data.corpora import Corpus, build_corpus
 from cocomix.eval.cloze import ClozeItem, build_cloze_items, score_cloze
 from cocomix.eval.loading import LoadedRun, load_run
@@ -180,7 +180,8 @@ def format_arm_table(results: Sequence[dict[str, Any]]) -> str:
         for flats in by_arm.values():
             values = [f[key] for f in flats if key in f and not math.isnan(f[key])]
             if len(values) > 1 and key != "cloze/items":
-                cells.append(f"{_fmt(key, statistics.fmean(values))} ± {_fmt(key, statistics.stdev(values))}")
+                mean, std = mean_std(values)
+                cells.append(f"{_fmt(key, mean)} ± {_fmt(key, std)}")
             else:
                 cells.append(_fmt(key, values[0] if values else None))
         lines.append(f"| {key} | " + " | ".join(cells) + " |")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from tqdm import tqdm
 
 from cocomix.analysis.compare import read_jsonl
+from cocomix.analysis.seed_stats import mean_std, spread
 from cocomix.cache_files import atomic_write_text
 from cocomix.runtime.rundir import RunDir
 
@@ -62,10 +62,8 @@ def read_run(run: RunDir, *, held_out_tokens: int = 0) -> dict[str, Any]:
 
 
 def _mean_std(values: list[Any]) -> tuple[float, float]:
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    if not values:
-        return float("nan"), float("nan")
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    """Over the runs that have the value (held-out perplexity is absent when not scored)."""
+    return mean_std([v for v in values if v is not None and math.isfinite(v)])
 
 
 def _arm(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -78,11 +76,6 @@ def _arm(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _spread(mean: float, std: float, seeds: int, spec: str) -> str:
-    """`mean ± std` over seeds; one seed has no spread to show."""
-    return format(mean, spec) if seeds == 1 else f"{format(mean, spec)} ± {format(std, spec)}"
-
-
 def _table(arms: dict[str, dict[str, Any]]) -> str:
     # The test column always scores the shipped English test text, whatever the run trained on
     # (kd/distribution_shift trains on code), so the header names it.
@@ -91,11 +84,11 @@ def _table(arms: dict[str, dict[str, Any]]) -> str:
     rows = []
     for name, a in arms.items():
         seeds = len(a["seeds"])
-        test = (_spread(a["test_ppl_mean"], a["test_ppl_std"], seeds, ".1f")
+        test = (spread(a["test_ppl_mean"], a["test_ppl_std"], seeds, ".1f")
                 if math.isfinite(a["test_ppl_mean"]) else "-")
         rows.append(
-            f"| {name} | {seeds} | {_spread(a['valid_loss_mean'], a['valid_loss_std'], seeds, '.4f')} | "
-            f"{_spread(a['valid_ppl_mean'], a['valid_ppl_std'], seeds, '.1f')} | {test} | "
+            f"| {name} | {seeds} | {spread(a['valid_loss_mean'], a['valid_loss_std'], seeds, '.4f')} | "
+            f"{spread(a['valid_ppl_mean'], a['valid_ppl_std'], seeds, '.1f')} | {test} | "
             f"{a['params_total'] / 1e6:.2f}M ({a['params_active'] / 1e6:.2f}M) | {a['tokens']} | "
             f"{a['train_flops']:.3g} | {a['wall_time_s_mean']:.0f} |\n"
         )
