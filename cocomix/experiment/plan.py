@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from cocomix.concepts.head_kinds import CONCEPT_HEADS
 from cocomix.registry import ALL_REGISTRIES, CocomixError
 from cocomix.runtime.builtins import load_builtins
 from cocomix.runtime.compose import (
@@ -172,9 +173,11 @@ def listing() -> str:
     recipes = list_recipes()
     width = max((len(name) for name, _ in recipes), default=0)
     lines = ["recipes:"] + [f"  {name:<{width}}  {purpose}" for name, purpose in recipes]
-    lines.append("registries:")
-    for registry in (*ALL_REGISTRIES, TEACHER_SOURCES, SAE_SOURCES):
-        lines.append(f"  {registry.key:<10} ({registry.kind}): {', '.join(registry.names())}")
+    lines.append("registries (the config key each one fills, then its options):")
+    registries = (*ALL_REGISTRIES, TEACHER_SOURCES, SAE_SOURCES, CONCEPT_HEADS)
+    key_width = max(len(registry.key) for registry in registries)
+    for registry in registries:
+        lines.append(f"  {registry.key:<{key_width}}  ({registry.kind}): {', '.join(registry.names())}")
     return "\n".join(lines)
 
 

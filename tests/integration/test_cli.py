@@ -21,7 +21,8 @@ def test_list_shows_recipes_and_registries() -> None:
     out = run_cli("--list")
     assert out.returncode == 0, out.stderr
     assert "pretrain/ntp" in out.stdout
-    for key in ("model", "data", "tokenizer", "objective", "mixer", "concepts"):
+    for key in ("model", "data", "tokenizer", "objective", "mixer", "concepts", "teacher.source",
+                "sae.source", "model.concept_head"):
         assert f"  {key} " in out.stdout
     assert "gpt2_386m_ntp" in out.stdout and "pd_english" in out.stdout
 
