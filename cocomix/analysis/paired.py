@@ -145,6 +145,19 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def plot_series(rows: list[dict[str, Any]], budget: int) -> dict[str, list[dict[str, Any]]]:
+    """The plot's lines at one budget: one per method and loss weight (the same mixer at lambda
+    0.1 and 0.3 are two treatments, docs/findings.md §4, never averaged into one line), each
+    ordered by teacher strength; rows without a teacher have no x and are left out."""
+    series: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["budget"] == budget and r["teacher_valid_loss"] is not None:
+            label = r["method"] if r["lam"] is None else f"{r['method']} λ={r['lam']:g}"
+            series[label].append(r)
+    return {label: sorted(members, key=lambda r: r["teacher_valid_loss"])
+            for label, members in sorted(series.items())}
+
+
 def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -155,15 +168,7 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     fig, axes = plt.subplots(1, len(budgets), figsize=(6.0 * len(budgets), 4.6), dpi=120,
                              squeeze=False, sharey=True)
     for ax, budget in zip(axes[0], budgets, strict=True):
-        # One series per method and loss weight: the same mixer at lambda 0.1 and 0.3 are two
-        # different treatments (docs/findings.md §4), never averaged into one line.
-        by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for r in rows:
-            if r["budget"] == budget and r["teacher_valid_loss"] is not None:
-                series = r["method"] if r["lam"] is None else f"{r['method']} λ={r['lam']:g}"
-                by_method[series].append(r)
-        for method, members in sorted(by_method.items()):
-            members.sort(key=lambda r: r["teacher_valid_loss"])
+        for method, members in plot_series(rows, budget).items():
             x = [r["teacher_valid_loss"] for r in members]
             y = [r["delta_mean"] for r in members]
             err = [r["delta_std"] for r in members]
@@ -215,4 +220,4 @@ def teacher_strength(runs: list[Path], out_dir: Path) -> str:
     return text
 
 
-__all__ = ["compare_to_baseline", "describe", "paired_vs_ntp", "teacher_strength"]
+__all__ = ["compare_to_baseline", "describe", "paired_vs_ntp", "plot_series", "teacher_strength"]

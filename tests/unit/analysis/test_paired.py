@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cocomix.analysis.paired import paired_vs_ntp, teacher_strength
+from cocomix.analysis.paired import paired_vs_ntp, plot_series, teacher_strength
 from cocomix.registry import CocomixError
 
 
@@ -51,6 +51,26 @@ def test_rows_pair_each_arm_with_ntp_of_the_same_seed(study: tuple[Path, list[Pa
     assert weak["tokens_to_reach_ntp"] is None
     assert (tmp_path / "out" / "teacher_strength.png").stat().st_size > 0
     assert "| kd_strong_20 | 20 | kd | 5.000 | 2 |" in text and "not reached" in text
+
+
+def test_each_loss_weight_is_its_own_plot_line(tmp_path: Path, fake_run: Callable[..., Path]) -> None:
+    weak, strong = teacher(tmp_path, "weak", 6.8), teacher(tmp_path, "strong", 5.0)
+    root = tmp_path / "runs" / "study" / "teacher_strength"
+    runs = [fake_run(root / "ntp_20" / "seed0", [6.5, 6.3], config_extra={"steps": 20})]
+    for lam in (0.1, 0.3):
+        for name, path in (("strong", strong), ("weak", weak)):
+            cocomix = {"steps": 20, "objective": {"name": "cocomix", "lam": lam}, "mixer": {"name": "add"}}
+            runs.append(fake_run(root / f"add_{name}_20_lam{lam}" / "seed0", [6.5, 6.2 + lam],
+                                 config_extra=cocomix, artifacts={"teacher": str(path)}))
+    teacher_strength(runs, tmp_path / "out")
+    rows = json.loads((tmp_path / "out" / "teacher_strength.json").read_text())
+    assert sorted(r["lam"] for r in rows) == [0.1, 0.1, 0.3, 0.3]
+    series = plot_series(rows, 20)
+    assert list(series) == ["cocomix/add λ=0.1", "cocomix/add λ=0.3"]
+    for lam, members in zip((0.1, 0.3), series.values(), strict=True):
+        assert [r["arm"] for r in members] == [f"add_strong_20_lam{lam}", f"add_weak_20_lam{lam}"]
+        assert [r["delta_mean"] for r in members] == pytest.approx([lam - 0.1] * 2)
+    assert plot_series(rows, 800) == {}
 
 
 def test_an_arm_without_its_ntp_seed_is_refused(study: tuple[Path, list[Path]], tmp_path: Path) -> None:
