@@ -6,8 +6,10 @@
   every arm, so each pair shares its batches and the difference is free of data-order noise.
   "Tokens to reach" interpolates the arm's seed-mean curve at that NTP's final seed-mean loss, as
   ``compare`` does.
-- ``teacher_strength`` (``study/teacher_strength``): the same rows, plus a plot of arm - NTP
-  against the teacher's own validation loss, one panel per budget, seed band ± one std.
+- ``teacher_strength`` (``study/teacher_strength``): the same rows, plus each CoCoMix arm minus
+  the KD run with the same teacher, seed, budget and data (the paper's second baseline, Table 1),
+  and a plot of arm - NTP against the teacher's own validation loss, one panel per budget, seed
+  band ± one std.
 
 A run's method (objective, and the mixer for concept objectives), budget, data and teacher are
 read from its folder (``config.yaml``; ``artifacts.json`` -> the teacher's run folder -> its last
@@ -29,6 +31,7 @@ from cocomix.runtime.rundir import read_artifacts, read_config
 from cocomix.registry import CocomixError
 
 BASELINE_METHOD = "ntp"
+KD_METHOD = "kd"
 
 
 @dataclass(frozen=True)
@@ -130,18 +133,54 @@ def _seeds(members: list[dict[str, Any]]) -> str:
     return f"{text} seed" + ("" if counts == [1] else "s")
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
+def compare_to_kd(points: list[RunPoint]) -> dict[str, dict[str, Any]]:
+    """Per arm with a teacher (KD arms aside): its final loss minus that of the KD run with the
+    same teacher run, seed, budget and data, paired by seed like the NTP comparison. Arms whose
+    seeds do not all have such a KD run are left out: the difference is reported only complete."""
+    kd: dict[tuple[int, str, int, str], RunPoint] = {}
+    for p in points:
+        if p.method == KD_METHOD:
+            key = (p.budget, p.data, p.seed, p.teacher)
+            if key in kd:
+                raise CocomixError(
+                    f"two {KD_METHOD} runs share teacher {p.teacher}, seed {p.seed}, steps={p.budget} "
+                    f"and data ({kd[key].path}, {p.path}); keep one per seed and teacher"
+                )
+            kd[key] = p
+    groups: dict[str, list[RunPoint]] = defaultdict(list)
+    for p in points:
+        if p.teacher and p.method not in (BASELINE_METHOD, KD_METHOD):
+            groups[p.arm].append(p)
+    out = {}
+    for arm, members in groups.items():
+        pairs = [(m, kd.get((m.budget, m.data, m.seed, m.teacher))) for m in members]
+        if any(k is None for _, k in pairs):
+            continue
+        deltas = [m.final_loss - k.final_loss for m, k in pairs if k is not None]
+        mean, std = mean_std(deltas)
+        out[arm] = {"kd_arm": next(k.arm for _, k in pairs if k is not None), "kd_deltas": deltas,
+                    "kd_delta_mean": mean, "kd_delta_std": std}
+    return out
+
+
+def _table(rows: list[dict[str, Any]], *, with_kd: bool = False) -> str:
+    kd_head, kd_rule = (" arm - KD, same teacher (paired) |", "---|") if with_kd else ("", "")
     lines = ["| arm | steps | method | teacher valid loss | seeds | valid loss | NTP valid loss | "
-             "arm - NTP (paired) | tokens to NTP's final loss |", "|---|---|---|---|---|---|---|---|---|"]
+             "arm - NTP (paired) | tokens to NTP's final loss |" + kd_head,
+             "|---|---|---|---|---|---|---|---|---|" + kd_rule]
     for r in rows:
         seeds = len(r["seeds"])
         tokens = ("not reached" if r["tokens_to_reach_ntp"] is None else
                   f"{r['tokens_to_reach_ntp']:.3g} ({100 * (1 - r['tokens_to_reach_ntp'] / r['ntp_tokens']):+.1f}% saved)")
         teacher = "-" if r["teacher_valid_loss"] is None else f"{r['teacher_valid_loss']:.3f}"
         loss = spread(r["valid_loss_mean"], r["valid_loss_std"], seeds)
+        kd = ""
+        if with_kd:
+            kd = (" - |" if r.get("kd_delta_mean") is None else
+                  f" {spread(r['kd_delta_mean'], r['kd_delta_std'], seeds, signed=True)} |")
         lines.append(f"| {r['arm']} | {r['budget']} | {r['method']} | {teacher} | {seeds} | {loss} | "
                      f"{r['ntp_valid_loss_mean']:.4f} | {spread(r['delta_mean'], r['delta_std'], seeds, signed=True)} | "
-                     f"{tokens} |")
+                     f"{tokens} |{kd}")
     return "\n".join(lines)
 
 
@@ -191,10 +230,14 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def _rows(runs: list[Path], name: str) -> list[dict[str, Any]]:
-    rows = compare_to_baseline([describe(run) for run in runs])
+def _rows(runs: list[Path], name: str, *, with_kd: bool = False) -> list[dict[str, Any]]:
+    points = [describe(run) for run in runs]
+    rows = compare_to_baseline(points)
     if not rows:
         raise CocomixError(f"{name} needs arms besides {BASELINE_METHOD}")
+    if with_kd:
+        kd = compare_to_kd(points)
+        rows = [{**row, **kd.get(row["arm"], {})} for row in rows]
     return rows
 
 
@@ -211,14 +254,15 @@ def paired_vs_ntp(runs: list[Path], out_dir: Path) -> str:
 
 def teacher_strength(runs: list[Path], out_dir: Path) -> str:
     """The report ``reports: [teacher_strength]``: writes ``teacher_strength.json/.md/.png``."""
-    rows = _rows(runs, "teacher_strength")
+    rows = _rows(runs, "teacher_strength", with_kd=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "teacher_strength.json").write_text(json.dumps(rows, indent=2) + "\n")
     _plot(rows, out_dir / "teacher_strength.png")
-    text = ("## Teacher strength (arm - width-matched NTP at the same budget, paired by seed)\n\n"
-            + _table(rows) + f"\n\nplot: {out_dir / 'teacher_strength.png'}\n")
+    text = ("## Teacher strength (arm - width-matched NTP at the same budget, paired by seed; "
+            "CoCoMix also minus KD with its teacher)\n\n"
+            + _table(rows, with_kd=True) + f"\n\nplot: {out_dir / 'teacher_strength.png'}\n")
     (out_dir / "teacher_strength.md").write_text(text)
     return text
 
 
-__all__ = ["compare_to_baseline", "describe", "paired_vs_ntp", "plot_series", "teacher_strength"]
+__all__ = ["compare_to_baseline", "compare_to_kd", "describe", "paired_vs_ntp", "plot_series", "teacher_strength"]

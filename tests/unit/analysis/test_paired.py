@@ -73,6 +73,31 @@ def test_each_loss_weight_is_its_own_plot_line(tmp_path: Path, fake_run: Callabl
     assert plot_series(rows, 800) == {}
 
 
+def test_concept_arms_are_paired_with_kd_of_their_own_teacher(
+    study: tuple[Path, list[Path]], tmp_path: Path, fake_run: Callable[..., Path]
+) -> None:
+    root, runs = study
+    strong = tmp_path / "teachers" / "strong"
+    cocomix = {"steps": 20, "objective": {"name": "cocomix", "lam": 0.3}, "mixer": {"name": "add"}}
+    for seed, final in ((0, 6.0), (1, 6.5)):
+        runs.append(fake_run(root / "add_strong_20" / f"seed{seed}", [6.5, final],
+                             config_extra=cocomix, artifacts={"teacher": str(strong)}))
+    runs.append(fake_run(root / "add_other_20" / "seed0", [6.5, 6.0], config_extra=cocomix,
+                         artifacts={"teacher": str(teacher(tmp_path, "other", 5.5))}))
+    runs.append(fake_run(root / "add_other_20" / "seed1", [6.5, 6.0], config_extra=cocomix,
+                         artifacts={"teacher": str(tmp_path / "teachers" / "other")}))
+    text = teacher_strength(runs, tmp_path / "out")
+    rows = {r["arm"]: r for r in json.loads((tmp_path / "out" / "teacher_strength.json").read_text())}
+    # kd_strong_20 ends at 6.2 (seed 0) and 6.4 (seed 1): the add arm is 0.2 below, then 0.1 above.
+    assert rows["add_strong_20"]["kd_arm"] == "kd_strong_20"
+    assert rows["add_strong_20"]["kd_deltas"] == pytest.approx([-0.2, 0.1])
+    assert "kd_delta_mean" not in rows["add_other_20"]  # no KD run with that teacher
+    assert "kd_delta_mean" not in rows["kd_strong_20"]
+    lines = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ")}
+    assert lines["add_strong_20"].endswith("| -0.0500 ± 0.2121 |")
+    assert lines["add_other_20"].endswith("| - |") and lines["kd_strong_20"].endswith("| - |")
+
+
 def test_an_arm_without_its_ntp_seed_is_refused(study: tuple[Path, list[Path]], tmp_path: Path) -> None:
     _, runs = study
     without_ntp_seed1 = [r for r in runs if not (r.parent.name == "ntp_20" and r.name == "seed1")]
