@@ -4,9 +4,11 @@ A folder holds the resolved `config.yaml`, `env.json` (versions, git revision of
 that started it; later ones are appended to `env_history.jsonl`), TensorBoard events
 under `tb/`, fairseq2's JSONL metrics under `metrics/`, logs and `checkpoints/`. Running the same
 command again resumes; running a different config into a folder that has checkpoints is refused,
-so a resumed run is always the same experiment. A folder is trusted only whole: checkpoints
-without a `config.yaml` are refused, and the config of an attempt that saved no checkpoint is
-replaced rather than blocking the corrected command.
+so a resumed run is always the same experiment. A key the schema gained after a run was started
+counts as its default there (a new option's default keeps the old behaviour, by convention),
+so finished runs stay resumable and summarisable across such additions. A folder is trusted
+only whole: checkpoints without a `config.yaml` are refused, and the config of an attempt that
+saved no checkpoint is replaced rather than blocking the corrected command.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ class RunDir:
             raise CocomixError(f"run folder {self.path} is not writable; pass a writable --runs-dir")
         has_checkpoint = self.last_checkpoint_step() is not None
         if self.config_file.exists():
-            previous = yaml.safe_load(self.config_file.read_text()) or {}
+            stored = yaml.safe_load(self.config_file.read_text()) or {}
+            previous = with_added_defaults(stored, resolved)
             diff = config_diff(_comparable(previous), _comparable(resolved))
             if diff and has_checkpoint:
                 shown = "; ".join(diff[:5]) + ("; ..." if len(diff) > 5 else "")
@@ -113,6 +116,45 @@ class RunDir:
         else:
             atomic_write_text(self.path / ENV_FILE, json.dumps(env, indent=2) + "\n")
         return self.last_checkpoint_step() is not None
+
+
+def schema_defaults(resolved: dict[str, Any]) -> dict[str, Any]:
+    """The default of every key of a run's config: the recipe schema's, and for each registry
+    group (``objective``, ``concepts`` ...) the defaults of the option the run chose."""
+    from omegaconf import OmegaConf
+
+    from cocomix.registry import ALL_REGISTRIES
+    from cocomix.runtime.builtins import load_builtins
+    from cocomix.runtime.schema import RecipeSchema
+
+    load_builtins()  # plugins were imported when the run was composed
+    schema = OmegaConf.structured(RecipeSchema)
+    defaults: dict[str, Any] = OmegaConf.to_container(schema, throw_on_missing=False)
+    for registry in ALL_REGISTRIES:
+        group = resolved.get(registry.key)
+        name = group.get("name") if isinstance(group, dict) else None
+        if name is not None and name in registry:
+            options = registry.get(name).default_config()
+            defaults[registry.key] = OmegaConf.to_container(OmegaConf.structured(options))
+    return defaults
+
+
+def with_added_defaults(previous: dict[str, Any], resolved: dict[str, Any]) -> dict[str, Any]:
+    """``previous`` (a stored run config) plus, for each key of ``resolved`` it lacks, that key's
+    schema default: the value the run was trained with before the key existed."""
+
+    def fill(old: dict[str, Any], new: dict[str, Any], defaults: Any) -> dict[str, Any]:
+        out = dict(old)
+        for key, value in new.items():
+            if not isinstance(defaults, dict) or key not in defaults:
+                continue
+            if key not in old:
+                out[key] = defaults[key]
+            elif isinstance(old[key], dict) and isinstance(value, dict):
+                out[key] = fill(old[key], value, defaults[key])
+        return out
+
+    return fill(previous, resolved, schema_defaults(resolved))
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:

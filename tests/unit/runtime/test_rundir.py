@@ -36,6 +36,20 @@ def test_a_different_config_is_refused_once_a_checkpoint_exists(tmp_path: Path) 
     assert run.prepare({"steps": 4, "train": {"lr": 2e-3}}) is True  # the same one resumes
 
 
+def test_a_key_added_to_the_schema_later_counts_as_its_default(tmp_path: Path) -> None:
+    # Runs made before `concepts.labels` existed (cocomix/concepts/cached.py) trained each window
+    # on its own labels, the option's default: they resume, and only another value is refused.
+    run = run_dir(tmp_path)
+    old = {"steps": 4, "concepts": {"name": "cached", "source": "attribution"}}
+    run.prepare(old)
+    save_checkpoint(run, 2)
+    now = {"steps": 4, "concepts": {"name": "cached", "source": "attribution", "labels": "true"}}
+    with pytest.raises(CocomixError, match=r"different config \(concepts.labels: 'true' -> 'mismatched'\)"):
+        run.prepare({**now, "concepts": {**now["concepts"], "labels": "mismatched"}})
+    assert run.prepare(now) is True
+    assert yaml.safe_load(run.config_file.read_text())["concepts"]["labels"] == "true"
+
+
 def test_checkpoints_without_a_config_are_refused(tmp_path: Path) -> None:
     run = run_dir(tmp_path)
     run.prepare({"steps": 4})
