@@ -205,23 +205,28 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
 
     budgets = sorted({r["budget"] for r in rows})
     fig, axes = plt.subplots(1, len(budgets), figsize=(6.0 * len(budgets), 4.6), dpi=120,
-                             squeeze=False, sharey=True)
+                             squeeze=False, sharex=True, sharey=True)
+    # One colour per series in every panel, so a method reads the same at each budget.
+    labels = sorted({label for budget in budgets for label in plot_series(rows, budget)})
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colour = {label: cycle[i % len(cycle)] for i, label in enumerate(labels)}
     for ax, budget in zip(axes[0], budgets, strict=True):
         for method, members in plot_series(rows, budget).items():
             x = [r["teacher_valid_loss"] for r in members]
             y = [r["delta_mean"] for r in members]
             err = [r["delta_std"] for r in members]
-            (line,) = ax.plot(x, y, marker="o", linewidth=1.6, label=f"{method} ({_seeds(members)})")
+            ax.plot(x, y, marker="o", linewidth=1.6, color=colour[method],
+                    label=f"{method} ({_seeds(members)})")
             ax.fill_between(x, [a - b for a, b in zip(y, err, strict=True)],
-                            [a + b for a, b in zip(y, err, strict=True)], color=line.get_color(),
+                            [a + b for a, b in zip(y, err, strict=True)], color=colour[method],
                             alpha=0.2, linewidth=0)
         ax.axhline(0.0, color="0.4", linestyle="--", linewidth=1, label="width-matched NTP")
         ax.set_title(f"{budget} student steps")
         ax.set_xlabel("teacher validation loss (nats per token; lower = stronger)")
-        ax.invert_xaxis()
         ax.grid(True, alpha=0.3)
         # A legend per panel: the budgets may hold different series (lambda 0.1 only at 200 steps).
         ax.legend(title="mean; band: ± 1 std over seeds", fontsize=8, title_fontsize=8)
+    axes[0][0].invert_xaxis()  # once: the panels share their x axis, and each call flips it
     axes[0][0].set_ylabel("arm - NTP final validation loss (paired by seed; below 0 = better)")
     fig.suptitle("Teacher strength vs the gain from teacher guidance")
     fig.tight_layout()
