@@ -7,8 +7,8 @@ import io
 
 import torch
 
+from cocomix.analysis.seed_stats import spread
 from cocomix.runtime.console import PRINTED_LINES_PER_RUN, ProgressRecorder
-from cocomix.experiment.summary import _spread
 
 
 class Terminal(io.StringIO):
@@ -49,5 +49,5 @@ def test_on_a_terminal_the_progress_line_is_redrawn_in_place() -> None:
 
 
 def test_one_seed_has_no_spread() -> None:
-    assert _spread(6.26552, 0.0, 1, ".4f") == "6.2655"
-    assert _spread(6.26552, 0.01, 3, ".4f") == "6.2655 ± 0.0100"
+    assert spread(6.26552, 0.0, 1, ".4f") == "6.2655"
+    assert spread(6.26552, 0.01, 3, ".4f") == "6.2655 ± 0.0100"
