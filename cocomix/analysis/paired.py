@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,18 +80,27 @@ def teacher_valid_loss(teacher: str) -> float:
     return float(valid[-1]["Loss"])
 
 
+def _reference_runs(points: list[RunPoint], method: str, key: Callable[[RunPoint], Hashable],
+                    shared: Callable[[RunPoint], str], keep: str) -> dict[Hashable, RunPoint]:
+    """The runs of a reference ``method`` (NTP, KD) by pairing ``key``; two runs with one key
+    would make the pairing ambiguous, so they are refused, naming what they share."""
+    runs: dict[Hashable, RunPoint] = {}
+    for p in points:
+        if p.method == method:
+            k = key(p)
+            if k in runs:
+                raise CocomixError(
+                    f"two {method} runs share {shared(p)} and data ({runs[k].path}, {p.path}); "
+                    f"keep one per {keep}"
+                )
+            runs[k] = p
+    return runs
+
+
 def compare_to_baseline(points: list[RunPoint]) -> list[dict[str, Any]]:
     """One row per non-NTP arm: paired differences to NTP and tokens to reach its final loss."""
-    baseline: dict[tuple[int, str, int], RunPoint] = {}
-    for p in points:
-        if p.method == BASELINE_METHOD:
-            key = (p.budget, p.data, p.seed)
-            if key in baseline:
-                raise CocomixError(
-                    f"two {BASELINE_METHOD} runs share seed {p.seed}, steps={p.budget} and data "
-                    f"({baseline[key].path}, {p.path}); keep one per seed"
-                )
-            baseline[key] = p
+    baseline = _reference_runs(points, BASELINE_METHOD, lambda p: (p.budget, p.data, p.seed),
+                               lambda p: f"seed {p.seed}, steps={p.budget}", "seed")
     groups: dict[str, list[RunPoint]] = defaultdict(list)
     for p in points:
         if p.method != BASELINE_METHOD:
@@ -137,16 +147,9 @@ def compare_to_kd(points: list[RunPoint]) -> dict[str, dict[str, Any]]:
     """Per arm with a teacher (KD arms aside): its final loss minus that of the KD run with the
     same teacher run, seed, budget and data, paired by seed like the NTP comparison. Arms whose
     seeds do not all have such a KD run are left out: the difference is reported only complete."""
-    kd: dict[tuple[int, str, int, str], RunPoint] = {}
-    for p in points:
-        if p.method == KD_METHOD:
-            key = (p.budget, p.data, p.seed, p.teacher)
-            if key in kd:
-                raise CocomixError(
-                    f"two {KD_METHOD} runs share teacher {p.teacher}, seed {p.seed}, steps={p.budget} "
-                    f"and data ({kd[key].path}, {p.path}); keep one per seed and teacher"
-                )
-            kd[key] = p
+    kd = _reference_runs(points, KD_METHOD, lambda p: (p.budget, p.data, p.seed, p.teacher),
+                         lambda p: f"teacher {p.teacher}, seed {p.seed}, steps={p.budget}",
+                         "seed and teacher")
     groups: dict[str, list[RunPoint]] = defaultdict(list)
     for p in points:
         if p.teacher and p.method not in (BASELINE_METHOD, KD_METHOD):
@@ -206,12 +209,13 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     budgets = sorted({r["budget"] for r in rows})
     fig, axes = plt.subplots(1, len(budgets), figsize=(6.0 * len(budgets), 4.6), dpi=120,
                              squeeze=False, sharex=True, sharey=True)
+    panels = {budget: plot_series(rows, budget) for budget in budgets}
     # One colour per series in every panel, so a method reads the same at each budget.
-    labels = sorted({label for budget in budgets for label in plot_series(rows, budget)})
+    labels = sorted({label for series in panels.values() for label in series})
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     colour = {label: cycle[i % len(cycle)] for i, label in enumerate(labels)}
     for ax, budget in zip(axes[0], budgets, strict=True):
-        for method, members in plot_series(rows, budget).items():
+        for method, members in panels[budget].items():
             x = [r["teacher_valid_loss"] for r in members]
             y = [r["delta_mean"] for r in members]
             err = [r["delta_std"] for r in members]

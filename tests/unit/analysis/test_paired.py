@@ -130,3 +130,18 @@ def test_two_ntp_runs_for_one_seed_are_refused(tmp_path: Path, fake_run: Callabl
                          config_extra={"steps": 20, "objective": {"name": "kd"}}))
     with pytest.raises(CocomixError, match="two ntp runs share seed 0"):
         paired_vs_ntp(runs, tmp_path / "out")
+
+
+def test_two_reference_runs_for_one_pairing_are_refused(
+    study: tuple[Path, list[Path]], tmp_path: Path, fake_run: Callable[..., Path]
+) -> None:
+    root, runs = study
+    twin = fake_run(root / "ntp_20_again" / "seed0", [6.5, 6.3], config_extra={"steps": 20})
+    with pytest.raises(CocomixError, match=r"two ntp runs share seed 0, steps=20 and data .*; keep one per seed$"):
+        teacher_strength([*runs, twin], tmp_path / "out")
+    strong = tmp_path / "teachers" / "strong"
+    kd_twin = fake_run(root / "kd_strong_20_again" / "seed1", [6.4, 6.3],
+                       config_extra={"steps": 20, "objective": {"name": "kd"}}, artifacts={"teacher": str(strong)})
+    with pytest.raises(CocomixError, match=r"two kd runs share teacher .*strong, seed 1, steps=20 and data .*; "
+                                           r"keep one per seed and teacher$"):
+        teacher_strength([*runs, kd_twin], tmp_path / "out")
