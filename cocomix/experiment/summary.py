@@ -54,10 +54,9 @@ def read_run(run: RunDir, *, held_out_tokens: int = 0) -> dict[str, Any]:
     }
     record["train_flops"] = None if tokens is None else record["flops_per_token"] * int(tokens)
     if held_out_tokens > 0:
-        from cocomix.eval import evaluate_run
+        from cocomix.eval.held_out import held_out_ppl
 
-        result = evaluate_run(run.path, tasks=("ppl",), max_tokens=held_out_tokens)
-        record["test_ppl"] = result["ppl"]["pd_english/all"]["ppl"]
+        record["test_ppl"] = held_out_ppl(run.path, held_out_tokens).ppl
     return record
 
 
@@ -98,7 +97,8 @@ def _table(arms: dict[str, dict[str, Any]]) -> str:
 def summarize(recipe: str, runs: list[RunDir], out_dir: Path, *, held_out_tokens: int = 0) -> str:
     """Write summary.json / summary.md for `runs` under `out_dir`; return the markdown table."""
     if held_out_tokens > 0:  # minutes for a study; say so before the wait
-        print(f"summary: scoring {len(runs)} run(s) on {held_out_tokens} held-out test tokens each")
+        print(f"summary: held-out test perplexity of {len(runs)} run(s) on {held_out_tokens} test "
+              "tokens per source (a score kept in a run's eval/held_out_ppl.json is reused)")
     records = [read_run(run, held_out_tokens=held_out_tokens)
                for run in tqdm(runs, desc="summary", unit="run", disable=None, leave=False)]
     by_arm: dict[str, list[dict[str, Any]]] = defaultdict(list)
