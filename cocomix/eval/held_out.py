@@ -57,7 +57,7 @@ def _read_cache(path: Path) -> dict[str, Any] | None:
     try:
         stored = json.loads(path.read_text())
     except (OSError, ValueError):
-        return None  # absent or torn by a crash before the atomic rename existed: score again
+        return None  # absent, or not JSON (edited or copied by hand): score again
     return stored if isinstance(stored, dict) else None
 
 
