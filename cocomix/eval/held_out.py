@@ -3,9 +3,10 @@
 A study's summary reports every finished run's perplexity on the shipped English test text.
 Scoring one tiny run takes tens of seconds on a CPU core, so a study of 75 runs spent most of its
 summary re-scoring checkpoints that had not changed since the last summary. The score of a
-checkpoint is a pure function of (checkpoint, token cap, test text), so it is written to
-``eval/held_out_ppl.json`` in the run folder under exactly that key and read back while the key
-matches; a new checkpoint, another cap or an edited test text scores again.
+checkpoint is a pure function of (checkpoint weights, token cap, batch size, test text), so it
+is written to ``eval/held_out_ppl.json`` in the run folder under exactly that key (the weights
+and the text by sha256) and read back while the key matches; a new or retrained checkpoint,
+another cap or an edited test text scores again.
 
 Only the English streams are scored (the summary's number is their token-weighted pool,
 ``pd_english/all`` of ``cocomix.eval.evaluate_run``, computed the same way).
@@ -53,6 +54,19 @@ def _test_text() -> tuple[Corpus, str]:
     return corpus, digest.hexdigest()
 
 
+def _checkpoint_digest(run_dir: Path, step: int) -> str:
+    """sha256 over the model files of the checkpoint at ``step`` (relative path and bytes), so a
+    run retrained into the same folder is not taken for the one that was scored."""
+    model_dir = run_dir / "checkpoints" / f"step_{step}" / "model"
+    digest = hashlib.sha256()
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(model_dir)).encode("utf-8") + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def _read_cache(path: Path) -> dict[str, Any] | None:
     try:
         stored = json.loads(path.read_text())
@@ -71,7 +85,8 @@ def held_out_ppl(run_dir: Path | str, max_tokens: int, *, batch_size: int = 16) 
     if not steps:
         raise CocomixError(f"{run_dir} has no checkpoint to score; finish or resume the run first")
     corpus, digest = _test_text()
-    key = {"step": steps[-1], "max_tokens": max_tokens, "corpus": TEST_CORPUS,
+    key = {"step": steps[-1], "checkpoint_sha256": _checkpoint_digest(run_dir, steps[-1]),
+           "max_tokens": max_tokens, "batch_size": batch_size, "corpus": TEST_CORPUS,
            "test_text_sha256": digest}
     cache = run_dir / CACHE_FILE
     stored = _read_cache(cache)

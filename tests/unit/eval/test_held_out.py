@@ -17,12 +17,13 @@ from cocomix.registry import CocomixError
 
 
 @pytest.fixture
-def save_step(tmp_path: Path, tiny_lm: Callable[..., CocoMixLM], spm_path: Path) -> Callable[[int], Path]:
-    """``save_step(n)`` writes a checkpoint at step n whose weights differ from every other step's."""
+def save_step(tmp_path: Path, tiny_lm: Callable[..., CocoMixLM], spm_path: Path) -> Callable[..., Path]:
+    """``save_step(n, retrain=0)`` writes a checkpoint at step n whose weights differ from every
+    other (step, retrain) pair's."""
 
-    def write(step: int) -> Path:
+    def write(step: int, retrain: int = 0) -> Path:
         model = tiny_lm()
-        generator = torch.Generator().manual_seed(step)
+        generator = torch.Generator().manual_seed(1000 * retrain + step)
         with torch.no_grad():
             for param in model.parameters():
                 param.add_(0.1 * torch.randn(param.shape, generator=generator))
@@ -32,7 +33,7 @@ def save_step(tmp_path: Path, tiny_lm: Callable[..., CocoMixLM], spm_path: Path)
     return write
 
 
-def test_score_is_the_suites_english_pool_and_is_read_back(save_step: Callable[[int], Path]) -> None:
+def test_score_is_the_suites_english_pool_and_is_read_back(save_step: Callable[..., Path]) -> None:
     run = save_step(3)
     first = held_out_ppl(run, 200)
     assert not first.cached and first.step == 3
@@ -45,7 +46,7 @@ def test_score_is_the_suites_english_pool_and_is_read_back(save_step: Callable[[
     assert again.cached and again.ppl == 123.0
 
 
-def test_new_checkpoint_other_cap_or_torn_file_score_again(save_step: Callable[[int], Path]) -> None:
+def test_new_checkpoint_other_cap_or_unreadable_file_score_again(save_step: Callable[..., Path]) -> None:
     run = save_step(3)
     at_3 = held_out_ppl(run, 200).ppl
     save_step(5)
@@ -56,9 +57,13 @@ def test_new_checkpoint_other_cap_or_torn_file_score_again(save_step: Callable[[
     (run / CACHE_FILE).write_text('{"key": {"st')
     assert not held_out_ppl(run, 150).cached
     assert held_out_ppl(run, 150).cached
+    # Retrained into the same folder: same step, other weights.
+    save_step(5, retrain=1)
+    retrained = held_out_ppl(run, 150)
+    assert not retrained.cached and retrained.step == 5 and retrained.ppl != other_cap.ppl
 
 
-def test_a_run_without_checkpoint_or_a_zero_cap_is_refused(tmp_path: Path, save_step: Callable[[int], Path]) -> None:
+def test_a_run_without_checkpoint_or_a_zero_cap_is_refused(tmp_path: Path, save_step: Callable[..., Path]) -> None:
     with pytest.raises(CocomixError, match="no checkpoint to score"):
         held_out_ppl(tmp_path, 200)
     with pytest.raises(CocomixError, match="max_tokens must be >= 1"):
