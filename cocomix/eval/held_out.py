@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cocomix.cache_files import atomic_write_text
+from cocomix.cache_files import atomic_write_text, sha256_file
 from cocomix.data.corpora import Corpus, build_corpus
 from cocomix.eval.loading import load_run
 from cocomix.eval.perplexity import corpus_perplexities, pooled
@@ -60,10 +60,7 @@ def _checkpoint_digest(run_dir: Path, step: int) -> str:
     model_dir = run_dir / "checkpoints" / f"step_{step}" / "model"
     digest = hashlib.sha256()
     for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(model_dir)).encode("utf-8") + b"\0")
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        digest.update(f"{path.relative_to(model_dir)}\0{sha256_file(path)}\0".encode("utf-8"))
     return digest.hexdigest()
 
 
