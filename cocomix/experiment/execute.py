@@ -56,7 +56,9 @@ def run_recipe(recipe: str, overrides: list[str], runs_dir: Path) -> list[RunDir
                 raise RunInterrupted(run_dir.path, run_dir.last_checkpoint_step()) from None
         done.append(run_dir)
     top = plans[0].composed.cfg
-    if len(plans) > 1 or top.reports:
+    # The summary reads the finished folders and writes beside them: the owner's work alone, or
+    # under torchrun every rank would score and write the same files.
+    if owner and (len(plans) > 1 or top.reports):
         out_dir = runs_dir / recipe
         print(summarize(recipe, done, out_dir, held_out_tokens=int(top.summary_test_tokens)))
         report = recipe_report([run.path for run in done], out_dir,

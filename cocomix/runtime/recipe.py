@@ -47,6 +47,7 @@ from cocomix.runtime.recorder import ProjectTensorBoardRecorder
 from cocomix.runtime.run_flops import run_flops_per_token
 from cocomix.runtime.rundir import CONFIG_FILE, write_config
 from cocomix.runtime.units import ObjectiveTrainUnit, ValidationUnit
+from cocomix.runtime.world import name_next_process_groups
 
 FAMILY = "cocomix_lm"
 
@@ -302,6 +303,7 @@ def run_fairseq2(recipe: CocomixRecipe, config: CocomixFs2Config, output_dir: Pa
     from fairseq2.recipe import run
 
     handlers = list(log.logger.handlers)
+    name_next_process_groups()
     try:
         with quiet_fairseq2():  # our ProgressRecorder draws the progress instead of fairseq2's bar
             run(recipe, config, output_dir, no_progress=True)

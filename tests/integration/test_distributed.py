@@ -58,6 +58,17 @@ def two_ranks(recipe: str, overrides: list[str], runs: Path, cache: Path, *, res
     if resume_at is not None:
         two_ranks(recipe, [*overrides, f"stop_at={resume_at}", f"checkpoint_every={resume_at}"], runs, cache)
         overrides = [*overrides, f"checkpoint_every={resume_at}"]
+    launch_two_ranks(recipe, overrides, runs, cache)
+    run = runs / recipe / "main" / "seed22"
+    logs = sorted(p.name for p in (run / "logs").glob("rank_*.log"))
+    assert logs == ["rank_0.log", "rank_1.log"], logs  # really two ranks
+    if resume_at is not None:  # the second launch continued, it did not start over
+        assert f"from the last checkpoint at step {resume_at}." in (run / "logs" / "rank_0.log").read_text()
+    return run
+
+
+def launch_two_ranks(recipe: str, overrides: list[str], runs: Path, cache: Path) -> subprocess.CompletedProcess:
+    """`torchrun --nproc-per-node 2 -m recipes.run ...`, which must succeed; both ranks' output."""
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
         "--master-port", str(29500 + os.getpid() % 1000 + len(overrides) % 7),
@@ -68,12 +79,7 @@ def two_ranks(recipe: str, overrides: list[str], runs: Path, cache: Path, *, res
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
                           check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    run = runs / recipe / "main" / "seed22"
-    logs = sorted(p.name for p in (run / "logs").glob("rank_*.log"))
-    assert logs == ["rank_0.log", "rank_1.log"], logs  # really two ranks
-    if resume_at is not None:  # the second launch continued, it did not start over
-        assert f"from the last checkpoint at step {resume_at}." in (run / "logs" / "rank_0.log").read_text()
-    return run
+    return done
 
 
 def assert_same_curve(one: Path, two: Path) -> None:
@@ -103,6 +109,22 @@ def assert_fsdp_checkpoint_evaluates_as_one(one: Path, two: Path) -> None:
 def test_ntp_two_ranks_ddp_match_one(ntp_one: Path, tmp_path: Path, artifact_cache: Path) -> None:
     two = two_ranks("pretrain/ntp", SMALL + ["train.data_parallel=ddp"], tmp_path, artifact_cache)
     assert_same_curve(ntp_one, two)
+
+
+@pytest.mark.slow
+def test_three_seed_recipe_under_two_ranks_runs_through_and_summarizes_once(
+    ntp_one: Path, tmp_path: Path, artifact_cache: Path
+) -> None:
+    """One torchrun launch trains three runs in turn: each run's process group is created anew
+    and must not meet the last one's rendezvous keys in torchrun's store (before
+    `name_next_process_groups`, 2 of 4 such launches hung at the second run). The summary, which
+    reads the finished folders and writes beside them, is rank 0's work alone."""
+    done = launch_two_ranks("pretrain/ntp", SMALL + ["train.data_parallel=ddp", "seeds=[22,23,24]",
+                                                     "summary_test_tokens=0"], tmp_path, artifact_cache)
+    assert sorted(p.name for p in (tmp_path / "pretrain/ntp/main").iterdir()) == ["seed22", "seed23", "seed24"]
+    assert done.stdout.count("| arm | seeds | valid loss |") == 1, done.stdout[-3000:]
+    summary = json.loads((tmp_path / "pretrain/ntp/summary.json").read_text())
+    assert [run["seed"] for run in summary["runs"]] == [22, 23, 24]
 
 
 @pytest.mark.slow
