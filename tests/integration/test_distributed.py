@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -75,9 +76,22 @@ def launch_two_ranks(recipe: str, overrides: list[str], runs: Path, cache: Path)
         "-m", "recipes.run", recipe, *overrides, f"train.micro_batch_size={GLOBAL_BATCH // 2}",
         "--runs-dir", str(runs),
     ]
-    env = {**os.environ, "COCOMIX_ARTIFACTS": str(cache), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
+    return torchrun(command, {**os.environ, "COCOMIX_ARTIFACTS": str(cache), "OMP_NUM_THREADS": "1"})
+
+
+def torchrun(command: list[str], env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run a torchrun command line in its own process group, which must succeed; a launch that
+    hangs past ``timeout`` fails the test with its output, and its ranks are killed with it
+    (killing torchrun alone would leave them running)."""
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"torchrun still running after {timeout}s:\n{stdout[-3000:]}{stderr[-3000:]}")
+    done = subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 
@@ -160,9 +174,7 @@ def test_multinode_rendezvous_command_line_dry_runs_once(tmp_path: Path) -> None
         "--rdzv-id", "cocomix-test", "-m", "recipes.run", "pretrain/cocomix", "--dry-run",
         "train.data_parallel=fsdp", "--runs-dir", str(tmp_path),
     ]
-    done = subprocess.run(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                          capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = torchrun(command, {**os.environ, "OMP_NUM_THREADS": "1"})
     heads = [line for line in done.stdout.splitlines() if line.startswith("# ")]
     # Once each (rank 0 alone prints): the artifacts in build order, then the run.
     assert [h.split(":")[0] for h in heads] == ["# tokenizer", "# shards", "# teacher", "# sae", "# run"]
