@@ -21,3 +21,24 @@ def test_launcher_rank(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], ran
         monkeypatch.setenv(key, value)
     assert launcher_rank() == rank
     assert is_rank_zero() == (rank == 0)
+
+
+def test_each_run_in_a_process_names_its_process_groups_past_the_last(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch names the default group from a counter that destroying it resets to 0; a second run
+    in the same torchrun process would reuse the first run's rendezvous keys (see world.py)."""
+    from torch.distributed import distributed_c10d
+
+    from cocomix.runtime import world
+
+    monkeypatch.setattr(world, "_runs_started", 0)
+    monkeypatch.setattr(distributed_c10d._world, "group_count", 0)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    seen = []
+    for _ in range(3):
+        world.name_next_process_groups()
+        seen.append(distributed_c10d._world.group_count)
+        distributed_c10d._world.group_count = 0  # what destroying the run's default group does
+    assert seen == [0, 1000, 2000]
+    monkeypatch.setenv("WORLD_SIZE", "1")  # one process: no process group, nothing to name
+    world.name_next_process_groups()
+    assert distributed_c10d._world.group_count == 0
