@@ -15,6 +15,7 @@ X_AXES: dict[str, tuple[str, str]] = {
     "flops": ("training compute (FLOPs, estimated; see docs/evaluation.md)",
               "Validation loss vs training FLOPs"),
 }
+_STYLES = [("-", "o"), ("--", "s"), (":", "^")]
 
 
 def plot_loss(
@@ -37,12 +38,16 @@ def plot_loss(
         return None
     xlabel, title = X_AXES[axis]
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
-    for arm, curve in usable.items():
+    for index, (arm, curve) in enumerate(usable.items()):
         x = curve.tokens if axis == "tokens" else curve.flops
         assert x is not None
         seeds = len(curve.seeds)
         label = f"{arm} ({seeds} seed{'s' if seeds != 1 else ''})"
-        (line,) = ax.plot(x, curve.mean, marker="o", markersize=3, linewidth=1.6, label=label)
+        # matplotlib's colour cycle has 10 colours; arms past the tenth (a sweep has 13) reuse a
+        # colour, so they get another line style and marker to stay apart.
+        style = _STYLES[index // 10 % len(_STYLES)]
+        (line,) = ax.plot(x, curve.mean, linestyle=style[0], marker=style[1], markersize=3,
+                          linewidth=1.6, label=label)
         if seeds > 1:
             ax.fill_between(x, curve.low, curve.high, color=line.get_color(), alpha=0.2, linewidth=0)
     if baseline is not None and baseline in curves:
