@@ -42,7 +42,9 @@ def name_next_process_groups() -> None:
     default group's name, hence its private counter.
     """
     global _runs_started
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    # torchrun sets WORLD_SIZE; under srun fairseq2 derives it from the SLURM job only later.
+    size = os.environ.get("WORLD_SIZE") or os.environ.get("SLURM_NTASKS") or "1"
+    if size.strip().isdigit() and int(size) > 1:
         from torch.distributed import distributed_c10d
 
         distributed_c10d._world.group_count = 1000 * _runs_started  # room for each run's subgroups

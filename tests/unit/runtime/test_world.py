@@ -32,6 +32,14 @@ def test_each_run_in_a_process_names_its_process_groups_past_the_last(monkeypatc
 
     monkeypatch.setattr(world, "_runs_started", 0)
     monkeypatch.setattr(distributed_c10d._world, "group_count", 0)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("SLURM_NTASKS", "2")  # srun: WORLD_SIZE comes later, from fairseq2
+    monkeypatch.setattr(world, "_runs_started", 1)  # a second run
+    world.name_next_process_groups()
+    assert distributed_c10d._world.group_count == 1000
+    distributed_c10d._world.group_count = 0
+    monkeypatch.setattr(world, "_runs_started", 0)
+    monkeypatch.delenv("SLURM_NTASKS")
     monkeypatch.setenv("WORLD_SIZE", "2")
     seen = []
     for _ in range(3):
