@@ -48,7 +48,7 @@ def test_concept_arms_log_concept_loss_and_accuracy(ablation: Path) -> None:
     for arm in ("add", "interleave"):
         run = ablation / "ablation" / "add_vs_mix" / arm / "seed0"
         lam = yaml.safe_load((run / "config.yaml").read_text())["objective"]["lam"]
-        assert lam == 0.3  # the recipe's weight of the concept loss
+        assert lam == 1.0  # the recipe's weight of the concept loss
         last = json.loads((run / "metrics" / "train.jsonl").read_text().splitlines()[-1])
         assert last["loss_concept"] > 0 and 0 <= last["concept_acc"] <= 1
         assert last["Loss"] == pytest.approx(last["loss_lm"] + lam * last["loss_concept"], rel=1e-4)
