@@ -7,6 +7,7 @@ the fairseq2 model family (``cocomix.models``) implements it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from torch import Tensor
@@ -92,11 +93,17 @@ class TeacherLM(Protocol):
 
     num_layers: int
     model_dim: int
+    vocab_size: int
+    """Token ids the teacher reads and predicts (its logits' last dimension)."""
 
     def hidden_at(self, tokens: Tensor, layer: int) -> Tensor:
         """h_con: (B, T, d) residual after block ``layer``."""
         ...
 
-    def logits_from(self, hidden: Tensor, layer: int) -> Tensor:
-        """f_con: continue from that residual through the remaining blocks to (B, T, V) logits."""
+    def logits(self, tokens: Tensor, layer: int | None = None,
+               edit: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        """(B, T, V) next-token logits on ``tokens``. With ``layer`` and ``edit``, the residual after
+        block ``layer`` is replaced by ``edit(residual)`` and the blocks above continue from it:
+        attribution (paper Eq. 1) differentiates f_con through the upper blocks this way, in one
+        forward pass whose lower blocks build no graph."""
         ...

@@ -42,3 +42,34 @@ def spm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("spm") / "spm.model"
     path.write_bytes(data)
     return path
+
+
+@pytest.fixture(scope="session")
+def hf_stand_ins(tmp_path_factory: pytest.TempPathFactory, spm_path: Path) -> dict[str, Path]:
+    """Hugging Face and SAELens assets in their real formats, written by their own libraries:
+    a random 4-block Llama saved with a fast tokenizer (the shipped text's SentencePiece, vocab
+    400, converted), and a random SAELens TopK SAE (128 latents, k=8) on its block-1 residual."""
+    import torch
+    from sae_lens import TopKSAE, TopKSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from cocomix.export.spm_fast import sentencepiece_to_fast
+
+    root = tmp_path_factory.mktemp("hf_stand_ins")
+    fast = sentencepiece_to_fast(spm_path)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=fast, eos_token=fast.id_to_token(2),
+                                        bos_token=fast.id_to_token(1), unk_token=fast.id_to_token(0))
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+                         num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64,
+                         bos_token_id=1, eos_token_id=2)
+    LlamaForCausalLM(config).eval().save_pretrained(root / "llama")
+    tokenizer.save_pretrained(root / "llama")
+    sae = TopKSAE(TopKSAEConfig(d_in=32, d_sae=128, k=8, apply_b_dec_to_input=True,
+                                metadata=SAEMetadata(hook_name="blocks.1.hook_resid_post", model_name="tiny-llama")))
+    with torch.no_grad():  # non-zero biases, so the conventions that use them are exercised
+        sae.b_dec.normal_(0, 0.1)
+        sae.b_enc.normal_(0, 0.1)
+    sae.save_model(root / "sae")
+    return {"llama": root / "llama", "sae": root / "sae"}

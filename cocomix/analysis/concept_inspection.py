@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cocomix.concepts.sae import TopKSAE
+from cocomix.concepts.dictionary import ConceptDictionary
 from cocomix.data.tokenizers import Tokenizer
 from cocomix.models import CocoMixLM
 from cocomix.registry import CocomixError
@@ -95,7 +95,7 @@ def marked(tokenizer: Tokenizer, ids: Sequence[int], pos: int, *, before: int = 
 @torch.no_grad()
 def scan_latents(
     teacher: TeacherLM,
-    sae: TopKSAE,
+    sae: ConceptDictionary,
     layer: int,
     tokens: np.ndarray,
     concepts: Sequence[int],
@@ -132,7 +132,7 @@ def scan_latents(
     groups = [starts[i : i + batch_windows] for i in range(0, len(starts), batch_windows)]
     for group in tqdm(groups, desc="scanning held-out tokens", unit="batch", disable=None, leave=False):
         batch = torch.stack([stream[s : s + width] for s in group])
-        h = teacher.hidden_at(batch, layer).to(sae.pre_bias.dtype)
+        h = teacher.hidden_at(batch, layer).to(sae.dtype)
         code = sae.encode(h)  # values/indices (B, T, k)
         hit = code.indices.unsqueeze(-1) == wanted_t  # (B, T, k, W)
         acts = (code.values.unsqueeze(-1) * hit).amax(dim=2)  # (B, T, W): 0 where inactive
@@ -155,22 +155,36 @@ def scan_latents(
     return profiles
 
 
-def load_concept_artifacts(artifacts: dict[str, object], run_dir: Path) -> tuple[TeacherLM, TopKSAE, int]:
+def load_concept_artifacts(artifacts: dict[str, object], run_dir: Path) -> tuple[TeacherLM, ConceptDictionary, int]:
     """The run's frozen teacher, SAE and SAE layer, from its ``artifacts.json`` record."""
     from cocomix.concepts.sae import load_openai_sae
-    from cocomix.runtime.rundir import missing_artifact
     from cocomix.runtime.checkpoint import load_trained_lm
-    from cocomix.runtime.teacher import CocoLMTeacher, HFGPT2Teacher
+    from cocomix.runtime.rundir import missing_artifact
+    from cocomix.runtime.teacher import CocoLMTeacher
 
     for key in ("teacher", "sae", "teacher_layer"):
         if key not in artifacts:
             raise missing_artifact(run_dir, key, "concept inspection needs a concept run made "
                                    "by the current runtime")
-    teacher_dir = Path(str(artifacts["teacher"]))
+    teacher_at = str(artifacts["teacher"])
     teacher: TeacherLM
-    if (teacher_dir / "config.json").is_file():
-        teacher = HFGPT2Teacher(teacher_dir)
+    if artifacts.get("teacher_source") == "hf" or (Path(teacher_at) / "config.json").is_file():
+        from cocomix.runtime.hf_teacher import HFCausalLMTeacher, resolve_teacher
+
+        teacher = HFCausalLMTeacher(resolve_teacher(teacher_at))
     else:
-        teacher = CocoLMTeacher(load_trained_lm(teacher_dir))
-    sae = load_openai_sae(str(artifacts["sae"]), expected_d_model=teacher.model_dim)
-    return teacher, sae.eval(), int(str(artifacts["teacher_layer"]))
+        teacher = CocoLMTeacher(load_trained_lm(Path(teacher_at)))
+    sae_at = str(artifacts["sae"])
+    sae: ConceptDictionary
+    if artifacts.get("sae_source") == "saelens":
+        from cocomix.runtime import saelens
+
+        k = int(str(artifacts.get("sae_k")))
+        if Path(sae_at).is_dir():
+            sae = saelens.load_folder(Path(sae_at), k)
+        else:
+            release, _, sae_id = sae_at.partition("/")
+            sae = saelens.load_registry(release, sae_id, k)
+    else:
+        sae = load_openai_sae(sae_at, expected_d_model=teacher.model_dim).eval()
+    return teacher, sae, int(str(artifacts["teacher_layer"]))

@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cocomix.concepts.sae import SparseCode, TopKSAE
+from cocomix.concepts.dictionary import ConceptDictionary
+from cocomix.concepts.sae import SparseCode
 from cocomix.registry import CocomixError
 from cocomix.types import TeacherLM
 
@@ -56,7 +57,8 @@ def teacher_grad(teacher: TeacherLM, tokens: Tensor, layer: int) -> tuple[Tensor
     ``autograd.grad`` touches no parameter ``.grad`` (the official code accumulates GPT-2's
     parameter gradients every step and never zeroes them). Works inside ``torch.no_grad()``
     (not ``inference_mode``). The gradient at the last position is exactly zero because that
-    position predicts nothing.
+    position predicts nothing. One teacher forward: ``TeacherLM.logits`` hands us the residual
+    after ``layer`` and continues from what we return.
     """
     if tokens.ndim != 2 or tokens.shape[1] < 2:
         raise CocomixError(
@@ -67,11 +69,17 @@ def teacher_grad(teacher: TeacherLM, tokens: Tensor, layer: int) -> tuple[Tensor
             "attribution needs a gradient through the teacher; "
             "call it outside torch.inference_mode()"
         )
-    with torch.no_grad():  # the lower blocks need no graph: we differentiate w.r.t. h only
-        h = teacher.hidden_at(tokens, layer)
-    h = h.detach().requires_grad_(True)
+    residual: list[Tensor] = []
+
+    def differentiate_here(h: Tensor) -> Tensor:
+        # The frozen lower blocks built no graph (nothing there requires a gradient): the graph
+        # starts at this residual, so only the upper blocks are differentiated.
+        h = h.detach().requires_grad_(True)
+        residual.append(h)
+        return h
+
     with torch.enable_grad():
-        logits = teacher.logits_from(h, layer)
+        logits = teacher.logits(tokens, layer, differentiate_here)
         # The last position predicts nothing: ignore it through its target instead of slicing
         # the logits, whose (B, T-1, V) copy and zero-filled slice gradient cost a fifth of
         # the extraction on CPU (docs/performance.md). Same mean over B·(T-1) positions.
@@ -79,7 +87,8 @@ def teacher_grad(teacher: TeacherLM, tokens: Tensor, layer: int) -> tuple[Tensor
         loss = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=_IGNORE
         )
-        (grad,) = torch.autograd.grad(loss, h)
+        (grad,) = torch.autograd.grad(loss, residual[0])
+    h = residual[0]
     return h.detach(), grad
 
 
@@ -104,22 +113,22 @@ def _gather_dot(vectors: Tensor, indices: Tensor, rows: Tensor) -> Tensor:
     return out.reshape(*lead, k)
 
 
-def attribution_sparse(grad: Tensor, code: SparseCode, decoder_weight: Tensor) -> Tensor:
+def attribution_sparse(grad: Tensor, code: SparseCode, decoder_rows: Tensor) -> Tensor:
     """Code variant scores for the k active latents: ``c_{t,i} · <grad_t, W_dec[:, i]>``.
 
     :param grad: (..., d) gradient of the loss w.r.t. the teacher residual.
     :param code: the SAE's post-TopK code of that residual (values and indices (..., k)).
-    :param decoder_weight: (d, n) ``W_dec`` (``sae.decoder.weight``).
+    :param decoder_rows: (n, d) latent directions (``ConceptDictionary.decoder_rows``); contiguous
+        for TopKSAE's column-major decoder, so the gather is a fast row gather.
     :returns: (..., k) signed scores aligned with ``code.indices``.
     """
-    # rows[i] = W_dec[:, i]; contiguous for TopKSAE's column-major decoder, so the gather is fast.
-    dots = _gather_dot(grad, code.indices, decoder_weight.t())
+    dots = _gather_dot(grad, code.indices, decoder_rows)
     return code.values.to(dots.dtype) * dots
 
 
-def attribution_dense_pre(grad: Tensor, pre_acts: Tensor, decoder_weight: Tensor) -> Tensor:
+def attribution_dense_pre(grad: Tensor, pre_acts: Tensor, decoder_rows: Tensor) -> Tensor:
     """Paper variant (Eq. 1): ``c_pre ⊙ (grad @ W_dec)``, dense (..., n)."""
-    return pre_acts * (grad.to(decoder_weight.dtype) @ decoder_weight)
+    return pre_acts * (grad.to(decoder_rows.dtype) @ decoder_rows.t())
 
 
 def top_labels_sparse(scores: Tensor, indices: Tensor, k_attr: int) -> Tensor:
@@ -144,15 +153,14 @@ def activation_labels(code: SparseCode, k_attr: int) -> Tensor:
 
 
 def attribution_labels(
-    sae: TopKSAE, h: Tensor, grad: Tensor, k_attr: int, variant: str = "code"
+    sae: ConceptDictionary, h: Tensor, grad: Tensor, k_attr: int, variant: str = "code"
 ) -> Tensor:
     """Labels (..., k_attr) from the teacher residual ``h`` and its gradient, by ``variant``."""
-    h = h.to(sae.pre_bias.dtype)
+    h = h.to(sae.dtype)
     if variant == "code":
         code = sae.encode(h)
-        scores = attribution_sparse(grad, code, sae.decoder.weight)
+        scores = attribution_sparse(grad, code, sae.decoder_rows)
         return top_labels_sparse(scores, code.indices, k_attr)
     if variant == "paper":
-        pre = sae.encode_pre(sae.preprocess(h)[0])
-        return top_labels_dense(attribution_dense_pre(grad, pre, sae.decoder.weight), k_attr)
+        return top_labels_dense(attribution_dense_pre(grad, sae.pre_activations(h), sae.decoder_rows), k_attr)
     raise CocomixError(f"unknown attribution variant {variant!r}; use one of {', '.join(VARIANTS)}")

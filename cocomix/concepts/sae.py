@@ -134,6 +134,10 @@ class TopKSAE(nn.Module):
             self.latent_bias.zero_()
 
     @property
+    def dtype(self) -> torch.dtype:
+        return self.pre_bias.dtype
+
+    @property
     def decoder_rows(self) -> Tensor:
         """(n, d) view of the decoder: row i is latent i's direction W_dec[:, i]."""
         return self.decoder.weight.t()
@@ -162,6 +166,10 @@ class TopKSAE(nn.Module):
     def encode_pre(self, x_norm: Tensor) -> Tensor:
         """Dense pre-activations ``(x_norm - pre_bias) W_enc^T + latent_bias``, shape (..., n)."""
         return F.linear(x_norm - self.pre_bias, self.encoder.weight, self.latent_bias)
+
+    def pre_activations(self, x: Tensor) -> Tensor:
+        """Dense c_pre of ``x`` (..., d) in input space: ``encode_pre(LN(x))``."""
+        return self.encode_pre(self.preprocess(x)[0])
 
     def _encode(self, x: Tensor) -> tuple[SparseCode, Tensor]:
         x_norm, mu, std = self.preprocess(x)

@@ -30,7 +30,8 @@ from cocomix.concepts.attribution import (
     attribution_labels,
     teacher_grad,
 )
-from cocomix.concepts.sae import TopKSAE, layer_norm_no_affine
+from cocomix.concepts.dictionary import ConceptDictionary
+from cocomix.concepts.sae import layer_norm_no_affine
 from cocomix.contracts import ConceptSourceContract
 from cocomix.registry import CONCEPT_SOURCES, CocomixError
 from cocomix.types import TeacherLM
@@ -52,7 +53,7 @@ class SourceContext:
 
     teacher: TeacherLM | None
     """``None`` only for sources whose contract says ``teacher=False`` (``latent_topics``)."""
-    sae: TopKSAE | None
+    sae: ConceptDictionary | None
     """``None`` is allowed only for sources that need no SAE (``teacher_hidden``)."""
     layer: int
     """Teacher layer the SAE reads: the residual after block ``layer`` (0-based)."""
@@ -128,7 +129,7 @@ class _TeacherSource(ConceptSource):
         _freeze(teacher)
         self.teacher, self.sae, self.layer = teacher, sae, layer
 
-    def _require_sae(self) -> TopKSAE:
+    def _require_sae(self) -> ConceptDictionary:
         assert self.sae is not None
         return self.sae
 
@@ -200,7 +201,7 @@ class ActivationSource(_TeacherSource):
         sae = self._require_sae()
         with _no_autocast(tokens), torch.no_grad():
             h = self.teacher.hidden_at(tokens, self.layer)
-            labels = activation_labels(sae.encode(h.to(sae.pre_bias.dtype)), self.config.k_attr)
+            labels = activation_labels(sae.encode(h.to(sae.dtype)), self.config.k_attr)
         return ConceptBatch(labels=labels)
 
 

@@ -26,7 +26,7 @@ from cocomix.runtime.compose import (
     probe_recipe,
 )
 from cocomix.runtime.compose_errors import check_override_grammar
-from cocomix.runtime.components import needs_sae, needs_teacher_run
+from cocomix.runtime.components import needs_sae, needs_teacher_run, planned_teacher_dim, teacher_plan
 from cocomix.runtime.concept_artifacts import SAE_SOURCES
 from cocomix.runtime.teacher_sources import TEACHER_SOURCES, TeacherRun, teacher_run
 from cocomix.runtime.launch import parameter_counts
@@ -122,16 +122,24 @@ def data_nodes(plans: list[PlannedRun]) -> list[str]:
     return list(nodes)
 
 
+def loaded_teachers(plans: list[PlannedRun]) -> list[str]:
+    """The teachers the planned runs read as they are (not trained here), with their shapes."""
+    nodes: dict[str, None] = {}
+    for plan in plans:
+        if not needs_teacher_run(plan.composed):
+            found = teacher_plan(plan.composed)
+            if found is not None and str(plan.composed.cfg.teacher.source) != "recipe":
+                nodes[f"# teacher: {found.description}"] = None
+    return list(nodes)
+
+
 def concept_nodes(plans: list[PlannedRun]) -> list[str]:
     """The SAEs and concept-label caches the planned runs build or reuse (after their teacher)."""
     nodes: dict[str, None] = {}
     for plan in plans:
         composed = plan.composed
         if needs_sae(composed):
-            sae = composed.cfg.sae
-            trained = SAE_SOURCES.get(str(sae.source)).factory.trained_here
-            what = (f"trained once, {sae.n_latents} latents, k={sae.k}, {sae.steps} steps"
-                    if trained else f"read from {sae.path}")
+            what = SAE_SOURCES.build(str(composed.cfg.sae.source)).plan(composed, planned_teacher_dim(composed))
             nodes[f"# sae: {what}, on layer {composed.cfg.teacher.layer} of {_teacher(composed)}"] = None
         if composed.choices["concepts"] == "cached":
             _, labels = composed.group("concepts")
@@ -158,6 +166,7 @@ def dry_run(recipe: str, overrides: list[str], runs_dir: Path = Path("runs")) ->
         total, _ = parameter_counts(node.recipe)
         state = "trained" if node.trained() else f"to train first ({node.steps} steps)"
         lines.append(f"# teacher: {node.name} -> {node.run_dir} ({state}, {total / 1e6:.2f}M parameters)")
+    lines += loaded_teachers(plans)
     lines += concept_nodes(plans)
     for plan in plans:
         check_run(plan.composed)

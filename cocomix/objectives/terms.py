@@ -48,13 +48,12 @@ def concept_hit_rate(concept_logits: Tensor, labels: Tensor, k: int) -> Tensor:
 def teacher_logits(teacher: TeacherLM, tokens: Tensor) -> Tensor:
     """M_con(. | x): the frozen teacher's (B, T, V) next-token logits on the student's inputs.
 
-    ``TeacherLM`` exposes the forward split at a layer; splitting after block 0 and continuing
-    is the whole forward. Run without autocast, as the concept sources run the teacher (the
+    Run without autocast, as the concept sources run the teacher (the
     official extractor is fp32, brief §1.7), so the targets do not depend on the student's
     mixed-precision setting.
     """
     with torch.autocast(device_type=tokens.device.type, enabled=False):
-        return teacher.logits_from(teacher.hidden_at(tokens, 0), 0).float()
+        return teacher.logits(tokens).float()
 
 
 def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:

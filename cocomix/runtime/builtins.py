@@ -21,6 +21,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "cocomix.data.corpora",
     "cocomix.data.tokenizers",
     "cocomix.data.gpt2_bpe",
+    "cocomix.data.hf_tokenizer",
 )
 
 

@@ -22,7 +22,7 @@ from cocomix.contracts import ConceptSourceContract, MixerContract, ObjectiveCon
 from cocomix.registry import CONCEPT_SOURCES, MIXERS, OBJECTIVES, CocomixError
 from cocomix.runtime.artifacts import DataArtifacts
 from cocomix.runtime.compose import ComposedRecipe
-from cocomix.runtime.teacher_sources import TEACHER_SOURCES
+from cocomix.runtime.teacher_sources import TEACHER_SOURCES, TeacherPlan
 
 NO_CONCEPTS = "none"
 
@@ -76,11 +76,7 @@ def needs_teacher_run(composed: ComposedRecipe) -> bool:
     a concept source that reads a teacher, or an objective that does (KD)."""
     if not TEACHER_SOURCES.get(str(composed.cfg.teacher.source)).factory.trained_before_run:
         return False
-    if str(composed.cfg.task) == "sae":
-        return True
-    if composed.choices["concepts"] != NO_CONCEPTS:
-        return _source_needs_teacher(composed)
-    return _objective(composed).teacher
+    return needs_teacher(composed)
 
 
 def _source_label_space(composed: ComposedRecipe) -> int | None:
@@ -114,9 +110,34 @@ def model_settings(composed: ComposedRecipe, *, n_latents: int | None, teacher_d
     return settings
 
 
+def needs_teacher(composed: ComposedRecipe) -> bool:
+    """Whether the run reads a teacher: an SAE task, a concept source that reads one, or an
+    objective that does (KD)."""
+    if str(composed.cfg.task) == "sae":
+        return True
+    if composed.choices["concepts"] != NO_CONCEPTS:
+        return _source_needs_teacher(composed)
+    return _objective(composed).teacher
+
+
+def teacher_plan(composed: ComposedRecipe) -> TeacherPlan | None:
+    """The teacher's shape without loading it (``--dry-run`` and the preflight), checked as far as
+    its config allows; None when the run reads no teacher or its source cannot tell."""
+    if not needs_teacher(composed):
+        return None
+    reads_layer = str(composed.cfg.task) == "sae" or composed.choices["concepts"] != NO_CONCEPTS
+    plan = TEACHER_SOURCES.build(str(composed.cfg.teacher.source)).plan(composed, reads_layer=reads_layer)
+    layer = int(composed.cfg.teacher.layer)
+    if plan is not None and reads_layer and not 0 <= layer < plan.depth:
+        raise CocomixError(f"teacher.layer={layer} is outside the teacher ({plan.depth} blocks): "
+                           f"choose 0..{plan.depth - 1}")
+    return plan
+
+
 def planned_teacher_dim(composed: ComposedRecipe) -> int | None:
     """The teacher's width without loading it (for --dry-run)."""
-    return TEACHER_SOURCES.build(str(composed.cfg.teacher.source)).planned_width(composed)
+    plan = teacher_plan(composed)
+    return plan.width if plan is not None else None
 
 
 def planned_model_settings(composed: ComposedRecipe) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Teacher and SAE artifacts: built once when a recipe needs them, then reused.
 
 A concept recipe names a teacher (`teacher.source`, a registry: `cocomix.runtime.teacher_sources`)
-and an SAE (`sae.source`, a registry here: trained on the teacher's residual stream, or an
-OpenAI-format file). Produced artifacts live under the artifact folder keyed by the hash of
+and an SAE (`sae.source`, a registry here: trained on the teacher's residual stream, an
+OpenAI-format file, or any SAE the ``sae-lens`` package loads). Produced artifacts live under the artifact folder keyed by the hash of
 everything they depend on, and are written under a temporary name first, so a later recipe with
 the same teacher reuses them and a half-written one is never read.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,14 @@ from tqdm import tqdm
 
 from cocomix.concepts.sae import TopKSAE, load_openai_sae, openai_state_dict
 from cocomix.concepts.sae_training import SAETrainConfig, evaluate_sae, train_sae
-from cocomix.cache_files import atomic_dir, cache_key
+from cocomix.cache_files import atomic_dir, cache_key, file_fingerprint
+from cocomix.concepts.dictionary import ConceptDictionary
 from cocomix.data.pipeline import window_starts
 from cocomix.data.shards import TokenShard
 from cocomix.registry import CocomixError, Registry
 from cocomix.runtime.artifacts import DataArtifacts
 from cocomix.runtime.compose import ComposedRecipe
-from cocomix.runtime.teacher import check_teacher_vocab, teacher_vocab_size
+from cocomix.runtime.teacher import check_teacher_vocab
 from cocomix.runtime.teacher_sources import TEACHER_SOURCES, LoadedTeacher
 from cocomix.types import TeacherLM
 
@@ -36,13 +37,15 @@ from cocomix.types import TeacherLM
 @dataclass
 class ConceptArtifacts:
     teacher: TeacherLM
-    sae: TopKSAE | None
+    sae: ConceptDictionary | None
     """None for sources that read teacher states directly (`teacher_hidden`)."""
     layer: int
     identity: str
     """Hash of teacher + SAE + layer: part of every concept-label cache key."""
     locations: dict[str, str]
     """Where the teacher and SAE were read from (recorded in the run's `artifacts.json`)."""
+    sources: dict[str, Any] = field(default_factory=dict)
+    """How to read them back (``teacher.source``, ``sae.source``, ``sae.k``; also recorded)."""
 
 
 def ensure_teacher(
@@ -54,7 +57,7 @@ def ensure_teacher(
     spec = composed.cfg.teacher
     loaded = TEACHER_SOURCES.build(str(spec.source)).load(composed, cache_dir, data)
     teacher = loaded.teacher
-    check_teacher_vocab(teacher_vocab_size(teacher), data.tokenizer.vocab_size)  # type: ignore[arg-type]
+    check_teacher_vocab(int(teacher.vocab_size), data.tokenizer.vocab_size)
     if reads_layer and not 0 <= int(spec.layer) < teacher.num_layers:
         raise CocomixError(
             f"teacher.layer={spec.layer} is outside the teacher ({teacher.num_layers} blocks): "
@@ -79,10 +82,11 @@ def collect_activations(teacher: TeacherLM, layer: int, shard: TokenShard, *, to
 
 @dataclass(frozen=True)
 class LoadedSAE:
-    sae: TopKSAE
+    sae: ConceptDictionary
     identity: str
     """Identifies the SAE's weights: part of the label cache's key."""
-    path: Path
+    path: Path | str
+    """Its file or folder, or ``release/id`` for an SAE from SAELens's registry."""
     report: dict[str, Any]
     """Its quality report (normalised MSE, variance explained) when this project trained it."""
 
@@ -103,6 +107,11 @@ class SAESource(abc.ABC):
              data: DataArtifacts) -> LoadedSAE:
         """The frozen SAE on ``teacher``'s residual stream at ``teacher.layer``."""
 
+    def plan(self, composed: ComposedRecipe, teacher_width: int | None) -> str:
+        """Check what can be checked without reading weights (``--dry-run`` and the preflight)
+        and say where the SAE comes from, for ``--dry-run``."""
+        return f"read from {composed.cfg.sae.path}"
+
 
 SAE_SOURCES: Registry[SAESource] = Registry("sae_sources", key="sae.source")
 
@@ -113,6 +122,10 @@ class TrainedSAE(SAESource):
     depends on (paper §2.1 uses OpenAI's pretrained SAE; at CPU scale we train our own)."""
 
     trained_here = True
+
+    def plan(self, composed: ComposedRecipe, teacher_width: int | None) -> str:
+        sae = composed.cfg.sae
+        return f"trained once, {sae.n_latents} latents, k={sae.k}, {sae.steps} steps"
 
     def load(self, composed: ComposedRecipe, cache_dir: Path, teacher: LoadedTeacher,
              data: DataArtifacts) -> LoadedSAE:
@@ -143,6 +156,67 @@ class SAEFile(SAESource):
         _check_declared_sae(sae, spec)
         identity = cache_key("file", str(Path(spec.path).resolve()))
         return LoadedSAE(_frozen(sae), identity, Path(spec.path), {})
+
+
+@SAE_SOURCES.register("saelens")
+class SAELensSource(SAESource):
+    """An SAE that the ``sae-lens`` package loads: the folder ``sae.path`` as SAELens saves it, or
+    ``sae.release`` + ``sae.id`` from SAELens's registry (``runtime/saelens.py``)."""
+
+    def load(self, composed: ComposedRecipe, cache_dir: Path, teacher: LoadedTeacher,
+             data: DataArtifacts) -> LoadedSAE:
+        from cocomix.runtime import saelens
+
+        spec = composed.cfg.sae
+        where = self._where(composed)
+        if spec.path:
+            folder = Path(str(spec.path))
+            self.plan(composed, teacher.teacher.model_dim)
+            sae = saelens.load_folder(folder, int(spec.k))
+            identity = cache_key("saelens", file_fingerprint(folder / saelens.CFG_FILE),
+                                 file_fingerprint(folder / saelens.WEIGHTS_FILE), int(spec.k))
+        else:
+            self.plan(composed, teacher.teacher.model_dim)
+            sae = saelens.load_registry(str(spec.release), str(spec.id), int(spec.k))
+            identity = cache_key("saelens", str(spec.release), str(spec.id), int(spec.k))
+        # What the weights say, checked again after loading (a registry SAE's cfg is known only now).
+        saelens.check_shape(saelens.shape_of(sae.sae.cfg.to_dict(), where), where,
+                            layer=int(composed.cfg.teacher.layer), teacher_width=teacher.teacher.model_dim,
+                            n_latents=int(spec.n_latents), k=int(spec.k))
+        print(f"sae: {where} (SAELens {sae.sae.cfg.architecture()}, {sae.n_latents} latents, k={sae.k})")
+        return LoadedSAE(sae, identity, str(spec.path) or f"{spec.release}/{spec.id}", {})
+
+    def plan(self, composed: ComposedRecipe, teacher_width: int | None) -> str:
+        from cocomix.runtime import saelens
+        from cocomix.runtime.hub import hub_unreachable
+
+        spec = composed.cfg.sae
+        where = self._where(composed)
+        layer, n_latents, k = int(composed.cfg.teacher.layer), int(spec.n_latents), int(spec.k)
+        if spec.path:
+            folder = Path(str(spec.path))
+            if not (folder / saelens.CFG_FILE).is_file() or not (folder / saelens.WEIGHTS_FILE).is_file():
+                raise CocomixError(f"sae.path={folder} is not an SAE folder as SAELens writes it "
+                                   f"({saelens.CFG_FILE} + {saelens.WEIGHTS_FILE}); fix sae.path")
+            shape = saelens.read_cfg(folder)
+            saelens.check_shape(shape, where, layer=layer, teacher_width=teacher_width, n_latents=n_latents, k=k)
+            return (f"SAELens {shape.architecture} SAE read from {folder} ({shape.d_sae} latents, "
+                    f"{shape.hook_name or 'hook not recorded'})")
+        if not spec.release or not spec.id:
+            raise CocomixError("sae.source=saelens needs sae.path=DIR (an SAE folder SAELens wrote) or "
+                               "sae.release=... with sae.id=... (SAELens's registry)")
+        repo = saelens.check_registry_name(str(spec.release), str(spec.id))
+        reason = hub_unreachable()
+        if reason is not None:
+            raise CocomixError(f"sae.release={spec.release} sae.id={spec.id} is fetched from the Hugging Face "
+                               f"hub ({repo}), which cannot be reached ({reason}); save it where the hub is "
+                               f"reachable (SAE.from_pretrained(...).save_model(DIR)) and set sae.path=DIR")
+        return f"SAELens {spec.release}/{spec.id} from the hub ({repo})"
+
+    @staticmethod
+    def _where(composed: ComposedRecipe) -> str:
+        spec = composed.cfg.sae
+        return f"SAE {spec.path}" if spec.path else f"SAE {spec.release}/{spec.id}"
 
 
 def ensure_sae(composed: ComposedRecipe, cache_dir: Path, teacher: LoadedTeacher,
@@ -205,9 +279,12 @@ def ensure_concepts(
     teacher = ensure_teacher(composed, cache_dir, data)
     layer = int(composed.cfg.teacher.layer)
     locations = {"teacher": teacher.location}
+    sources: dict[str, Any] = {"teacher_source": str(composed.cfg.teacher.source)}
     if not with_sae:
-        return ConceptArtifacts(teacher.teacher, None, layer, cache_key(teacher.identity, layer), locations)
+        return ConceptArtifacts(teacher.teacher, None, layer, cache_key(teacher.identity, layer), locations,
+                                sources)
     sae = ensure_sae(composed, cache_dir, teacher, data)
     locations["sae"] = str(sae.path)
+    sources.update(sae_source=str(composed.cfg.sae.source), sae_k=int(composed.cfg.sae.k))
     return ConceptArtifacts(teacher.teacher, sae.sae, layer, cache_key(teacher.identity, sae.identity, layer),
-                            locations)
+                            locations, sources)

@@ -78,6 +78,7 @@ def record_artifacts(run_dir: Path, data: Any, components: Any) -> None:
     }
     if components.artifacts is not None:
         record.update({k: _absolute(v) for k, v in components.artifacts.locations.items()})
+        record.update(components.artifacts.sources)
         record["teacher_layer"] = components.artifacts.layer
     elif components.teacher is not None:  # knowledge distillation: a teacher, no concepts
         record["teacher"] = _absolute(components.teacher_location)
@@ -88,7 +89,8 @@ def record_artifacts(run_dir: Path, data: Any, components: Any) -> None:
 
 
 def _absolute(path: str | Path) -> str:
-    return str(Path(path).resolve()) if str(path) else ""
+    """A local path made absolute; a hub name (nothing of that name here) as it is."""
+    return str(Path(path).resolve()) if str(path) and Path(path).exists() else str(path)
 
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from cocomix.models import CocoLMConfig
 from cocomix.registry import CocomixError
-from cocomix.runtime.components import NO_CONCEPTS, planned_model_settings
+from cocomix.runtime.components import NO_CONCEPTS, needs_sae, planned_model_settings, teacher_plan
 from cocomix.runtime.compose import ComposedRecipe
 from cocomix.runtime.concept_artifacts import SAE_SOURCES
 
@@ -21,12 +21,21 @@ def check_run(composed: ComposedRecipe) -> None:
     from cocomix.runtime.recipe import check_schedule, model_overrides
 
     check_schedule(composed.cfg)
+    _check_teacher_and_sae(composed)
     if str(composed.cfg.task) != "lm":
         return
     _check_concepts(composed)
     _, tok_cfg = composed.group("tokenizer")
     vocab = int(getattr(tok_cfg, "vocab_size", 0) or composed.cfg.model.vocab_size)
     CocoLMConfig(**model_overrides(composed, vocab, planned_model_settings(composed))).validate()
+
+
+def _check_teacher_and_sae(composed: ComposedRecipe) -> None:
+    """The teacher and SAE checked as far as their configs allow, without loading weights: a
+    layer beyond the teacher, an SAE on another width or hook, a hub name while offline."""
+    plan = teacher_plan(composed)
+    if needs_sae(composed):
+        SAE_SOURCES.build(str(composed.cfg.sae.source)).plan(composed, plan.width if plan else None)
 
 
 def _check_concepts(composed: ComposedRecipe) -> None:

@@ -53,14 +53,18 @@ class TeacherSchema:
     """The frozen concept-extraction LM (paper §2.1: GPT-2 124M; on CPU a small LM we train)."""
 
     source: str = "recipe"
-    """recipe (train `recipe` once and reuse it) | checkpoint (a cocomix run folder) | hf_gpt2
-    (a local Hugging Face GPT-2 folder)."""
+    """recipe (train `recipe` once and reuse it) | checkpoint (a cocomix run folder) | hf (any
+    Hugging Face causal LM: a folder, or a hub name where the hub is reachable)."""
     recipe: str = "pretrain/teacher"
     overrides: list[str] = field(default_factory=list)
     """Extra overrides for the producing recipe (the consumer's preset is passed on)."""
     path: str = ""
+    """The teacher for `checkpoint` (a run folder) and `hf` (a folder or a hub name)."""
     layer: int = 5
     """Concepts are read from the residual after block `layer` (GPT-2 `blocks.5.hook_resid_post`)."""
+    dtype: str = "float32"
+    """float32 | bfloat16 | float16: the frozen teacher's weights and forward pass (part of every
+    artifact key built from it)."""
 
 
 @dataclass
@@ -68,10 +72,19 @@ class SAESchema:
     """The TopK SAE on the teacher's residual stream (paper §2.1: OpenAI's 32k-latent SAE)."""
 
     source: str = "train"
-    """train (train on the teacher once and reuse it) | file (an OpenAI-format state dict)."""
+    """train (train on the teacher once and reuse it) | file (an OpenAI-format state dict) |
+    saelens (an SAE as SAELens saves it: `path`, or `release` + `id` from SAELens's registry)."""
     path: str = ""
+    release: str = ""
+    """SAELens registry release, e.g. gpt2-small-resid-post-v5-32k (`saelens` without `path`)."""
+    id: str = ""
+    """The SAE's id in that release, e.g. blocks.5.hook_resid_post."""
     n_latents: int = 32768
+    """Concepts C; an SAE read from disk must have exactly this many (it sizes the student's head
+    before the SAE is read)."""
     k: int = 32
+    """Active latents per token: the TopK of an SAE trained here or a TopK file; for a SAELens SAE
+    without a fixed k (standard, jumprelu, gated), the most active latents kept as its code."""
     steps: int = 2000
     lr: float = 1e-3
     batch_tokens: int = 4096

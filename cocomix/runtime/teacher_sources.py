@@ -2,14 +2,14 @@
 
 Built-ins: ``recipe`` (a teacher trained by a recipe of its own, once, in the artifact cache; the
 experiment layer trains it before the runs that need it), ``checkpoint`` (a cocomix run folder)
-and ``hf_gpt2`` (local GPT-2 weights in Hugging Face format, the paper's teacher, §2.1). A plugin
+and ``hf`` (any Hugging Face causal LM, a folder or a hub name: GPT-2 124M is the paper's
+teacher, §2.1; ``runtime/hf_teacher.py``). A plugin
 registers another with ``@TEACHER_SOURCES.register("name")`` on a ``TeacherSource`` subclass.
 """
 
 from __future__ import annotations
 
 import abc
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from cocomix.runtime.checkpoint import checkpoint_steps, load_model_config, load
 from cocomix.runtime.compose import ComposedRecipe, compose_recipe
 from cocomix.runtime.rundir import read_artifacts
 from cocomix.runtime.schema import RESUME_NEUTRAL_KEYS
-from cocomix.runtime.teacher import CocoLMTeacher, HFGPT2Teacher, check_gpt2_student
+from cocomix.runtime.teacher import CocoLMTeacher
 from cocomix.types import TeacherLM
 
 
@@ -32,6 +32,14 @@ class LoadedTeacher:
     """Identifies the teacher's weights: part of the SAE's and the label cache's keys."""
     location: str
     """Where it was read from (recorded in the run's ``artifacts.json``)."""
+
+
+@dataclass(frozen=True)
+class TeacherPlan:
+    width: int
+    depth: int
+    description: str
+    """One line for ``--dry-run``: where the teacher comes from and its shape."""
 
 
 class TeacherSource(abc.ABC):
@@ -48,8 +56,9 @@ class TeacherSource(abc.ABC):
     def load(self, composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts) -> LoadedTeacher:
         """The frozen teacher for ``composed``, checked against the run's tokenizer."""
 
-    def planned_width(self, composed: ComposedRecipe) -> int | None:
-        """The teacher's hidden size without loading it (for ``--dry-run``); None if unknown."""
+    def plan(self, composed: ComposedRecipe, *, reads_layer: bool = True) -> TeacherPlan | None:
+        """The teacher's shape read without loading weights (``--dry-run`` and the preflight),
+        after the checks that need no weights; None where that would mean building it."""
         return None
 
 
@@ -103,10 +112,11 @@ class RecipeTeacher(TeacherSource):
         _check_same_tokenizer(node.run_dir, data)
         return LoadedTeacher(CocoLMTeacher(load_trained_lm(node.run_dir)), node.identity, str(node.run_dir))
 
-    def planned_width(self, composed: ComposedRecipe) -> int | None:
+    def plan(self, composed: ComposedRecipe, *, reads_layer: bool = True) -> TeacherPlan | None:
         spec = composed.cfg.teacher
         teacher = compose_recipe(str(spec.recipe), [f"preset={composed.preset}", *spec.overrides])
-        return int(teacher.cfg.model.model_dim)
+        model = teacher.cfg.model
+        return TeacherPlan(int(model.model_dim), int(model.num_layers), f"recipe {spec.recipe}")
 
 
 @TEACHER_SOURCES.register("checkpoint")
@@ -120,23 +130,41 @@ class CheckpointTeacher(TeacherSource):
         identity = cache_key("checkpoint", str(path.resolve()), checkpoint_steps(path))
         return LoadedTeacher(teacher, identity, str(path))
 
-    def planned_width(self, composed: ComposedRecipe) -> int | None:
-        return load_model_config(Path(composed.cfg.teacher.path)).model_dim
+    def plan(self, composed: ComposedRecipe, *, reads_layer: bool = True) -> TeacherPlan | None:
+        path = Path(composed.cfg.teacher.path)
+        if not path.is_dir():
+            raise CocomixError(f"run folder {path} does not exist; check the path (e.g. teacher.path)")
+        config = load_model_config(path)
+        return TeacherPlan(config.model_dim, config.num_layers, f"checkpoint {path}")
 
 
-@TEACHER_SOURCES.register("hf_gpt2")
-class HFGPT2Source(TeacherSource):
-    """GPT-2 weights in Hugging Face format in the local folder ``teacher.path``."""
+@TEACHER_SOURCES.register("hf")
+class HFTeacherSource(TeacherSource):
+    """Any Hugging Face causal LM: the folder or hub name ``teacher.path``, in ``teacher.dtype``."""
 
     def load(self, composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts) -> LoadedTeacher:
-        path = Path(composed.cfg.teacher.path)
-        teacher = HFGPT2Teacher(str(path))
-        check_gpt2_student(teacher, data.tokenizer, int(composed.cfg.train.seq_len))
-        return LoadedTeacher(teacher, cache_key("hf_gpt2", str(path.resolve())), str(path))
+        from cocomix.runtime.hf_teacher import HFCausalLMTeacher, check_fits, resolve_teacher
+        from cocomix.runtime.hf_tokenizer_check import check_student_tokenizer
 
-    def planned_width(self, composed: ComposedRecipe) -> int | None:
-        config = Path(composed.cfg.teacher.path) / "config.json"
-        return int(json.loads(config.read_text())["n_embd"]) if config.is_file() else None
+        spec = composed.cfg.teacher
+        source = resolve_teacher(str(spec.path))
+        teacher = HFCausalLMTeacher(source, dtype=str(spec.dtype))
+        check_fits(teacher.shape, source, None, int(composed.cfg.train.seq_len))
+        check_student_tokenizer(source, teacher, data.tokenizer)
+        identity = cache_key("hf", str(source.resolve()) if isinstance(source, Path) else source,
+                             str(spec.dtype))
+        return LoadedTeacher(teacher, identity, str(source))
+
+    def plan(self, composed: ComposedRecipe, *, reads_layer: bool = True) -> TeacherPlan:
+        from cocomix.runtime.hf_teacher import check_fits, read_shape, resolve_teacher
+
+        spec = composed.cfg.teacher
+        source = resolve_teacher(str(spec.path))
+        shape = read_shape(source)
+        check_fits(shape, source, int(spec.layer) if reads_layer else None, int(composed.cfg.train.seq_len))
+        return TeacherPlan(shape.model_dim, shape.num_layers,
+                           f"hf {source} ({shape.model_type}, {shape.num_layers} blocks, width "
+                           f"{shape.model_dim}, vocab {shape.vocab_size}, {spec.dtype})")
 
 
 def _check_same_tokenizer(teacher_run_dir: Path, data: DataArtifacts) -> None:
@@ -157,6 +185,7 @@ def _check_same_tokenizer(teacher_run_dir: Path, data: DataArtifacts) -> None:
 __all__ = [
     "TEACHER_SOURCES",
     "LoadedTeacher",
+    "TeacherPlan",
     "TeacherRun",
     "TeacherSource",
     "teacher_run",

@@ -108,6 +108,7 @@ RULES: tuple[Rule, ...] = (
     at_least_zero("valid.max_batches", "0 scores the whole held-out split"),
     registered("teacher.source", _teacher_sources),
     at_least_zero("teacher.layer", "a block index"),
+    one_of("teacher.dtype", "float32", "bfloat16", "float16"),
     registered("sae.source", _sae_sources),
     positive("sae.n_latents", "number of latents"),
     positive("sae.k", "number of active latents"),
@@ -119,8 +120,17 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+RENAMED: dict[tuple[str, str], str] = {
+    ("teacher.source", "hf_gpt2"): "hf (any Hugging Face causal LM folder or hub name, GPT-2 included)",
+}
+"""Values that were renamed: the old spelling is refused with the new one."""
+
+
 def check_values(cfg: Any) -> None:
     """Raise one ``CocomixError`` for the first value that breaks its rule."""
+    for (key, old), new in RENAMED.items():
+        if OmegaConf.select(cfg, key, default=None) == old:
+            raise CocomixError(f"{key}={old} was renamed; use {key}={new}")
     for rule in RULES:
         value = OmegaConf.select(cfg, rule.key, default=None)
         if not rule.ok(value):

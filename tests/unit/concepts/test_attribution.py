@@ -24,20 +24,21 @@ from cocomix.types import TeacherLM
 
 
 class LinearTeacher(nn.Module):
-    """hidden_at = embedding; logits_from = fixed linear map A, so dL/dh is known in closed form."""
+    """hidden_at = embedding; logits = fixed linear map A of it, so dL/dh is known in closed form."""
 
     def __init__(self, vocab: int = 7, d: int = 8, seed: int = 0) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.embed = nn.Parameter(torch.randn(vocab, d, generator=g))
         self.A = nn.Parameter(torch.randn(d, vocab, generator=g))
-        self.num_layers, self.model_dim = 1, d
+        self.num_layers, self.model_dim, self.vocab_size = 1, d, vocab
 
     def hidden_at(self, tokens: Tensor, layer: int) -> Tensor:
         return self.embed[tokens]
 
-    def logits_from(self, hidden: Tensor, layer: int) -> Tensor:
-        return hidden @ self.A
+    def logits(self, tokens: Tensor, layer: int | None = None, edit=None) -> Tensor:
+        hidden = self.hidden_at(tokens, 0)
+        return (edit(hidden) if edit is not None else hidden) @ self.A
 
 
 class MixingTeacher(nn.Module):
@@ -49,7 +50,7 @@ class MixingTeacher(nn.Module):
         self.embed = nn.Embedding(vocab, d)
         self.blocks = nn.ModuleList(nn.Linear(d, d) for _ in range(2))
         self.head = nn.Linear(d, vocab)
-        self.num_layers, self.model_dim = 2, d
+        self.num_layers, self.model_dim, self.vocab_size = 2, d, vocab
 
     def _block(self, i: int, h: Tensor) -> Tensor:
         causal_mean = h.cumsum(1) / torch.arange(1, h.shape[1] + 1).view(1, -1, 1)
@@ -61,9 +62,12 @@ class MixingTeacher(nn.Module):
             h = self._block(i, h)
         return h
 
-    def logits_from(self, hidden: Tensor, layer: int) -> Tensor:
-        h = hidden
-        for i in range(layer + 1, self.num_layers):
+    def logits(self, tokens: Tensor, layer: int | None = None, edit=None) -> Tensor:
+        top = self.num_layers - 1 if layer is None else layer
+        h = self.hidden_at(tokens, top)
+        if edit is not None:
+            h = edit(h)
+        for i in range(top + 1, self.num_layers):
             h = self._block(i, h)
         return self.head(h)
 
@@ -109,7 +113,7 @@ def test_hand_made_winners_code_vs_paper() -> None:
     grad = torch.tensor([0.1, 1.0, -1.0, 3.0, 100.0, 0.0, 0.0, 0.0])
     code = sae.encode(h)
     assert code.indices.tolist() == [0, 1, 2, 3]
-    scores = attribution_sparse(grad, code, sae.decoder.weight)
+    scores = attribution_sparse(grad, code, sae.decoder_rows)
     torch.testing.assert_close(scores, torch.tensor([0.5, 4.0, -3.0, 6.0]))
     assert top_labels_sparse(scores, code.indices, 2).tolist() == [3, 1]
     # paper variant: pre-activations let the inactive latent 4 (pre 1.0, grad 100) win
@@ -144,7 +148,7 @@ def test_sparse_code_variant_equals_dense_reference() -> None:
     h = torch.randn(4, 50, 16, generator=g)
     grad = torch.randn(4, 50, 16, generator=g)
     code = sae.encode(h)
-    scores = attribution_sparse(grad, code, sae.decoder.weight)
+    scores = attribution_sparse(grad, code, sae.decoder_rows)
     dense = code.to_dense(64) * (grad @ sae.decoder.weight)  # the official code's three tensors
     k_attr = 3
     ours = top_labels_sparse(scores, code.indices, k_attr).sort(-1).values
@@ -155,7 +159,7 @@ def test_sparse_code_variant_equals_dense_reference() -> None:
     torch.testing.assert_close(dense.gather(-1, code.indices), scores)
     # and the paper variant is exactly c_pre * (grad @ W_dec)
     pre = sae.encode_pre(sae.preprocess(h)[0])
-    torch.testing.assert_close(attribution_dense_pre(grad, pre, sae.decoder.weight), pre * (grad @ sae.decoder.weight))
+    torch.testing.assert_close(attribution_dense_pre(grad, pre, sae.decoder_rows), pre * (grad @ sae.decoder.weight))
 
 
 class _LargestOutput(TorchDispatchMode):
@@ -179,11 +183,11 @@ def test_code_variant_never_builds_a_btn_tensor() -> None:
     h, grad = torch.randn(B, T, d), torch.randn(B, T, d)
     code = sae.encode(h)  # the pre-activations are B*T*n by definition; the probe starts after
     with _LargestOutput() as probe:
-        labels = top_labels_sparse(attribution_sparse(grad, code, sae.decoder.weight), code.indices, 4)
+        labels = top_labels_sparse(attribution_sparse(grad, code, sae.decoder_rows), code.indices, 4)
     assert labels.shape == (B, T, 4)
     assert probe.largest <= d * n < B * T * n  # the biggest thing touched is W_dec itself
     with _LargestOutput() as control:  # the probe does see the dense (paper) path
-        attribution_dense_pre(grad, torch.zeros(B, T, n), sae.decoder.weight)
+        attribution_dense_pre(grad, torch.zeros(B, T, n), sae.decoder_rows)
     assert control.largest >= B * T * n
 
 

@@ -30,7 +30,7 @@ class TinyTeacher(nn.Module):
         self.embed = nn.Embedding(VOCAB, D)
         self.blocks = nn.ModuleList(nn.Linear(D, D) for _ in range(3))
         self.head = nn.Linear(D, VOCAB)
-        self.num_layers, self.model_dim = 3, D
+        self.num_layers, self.model_dim, self.vocab_size = 3, D, VOCAB
 
     def _run(self, h: Tensor, layers: range) -> Tensor:
         for i in layers:
@@ -41,8 +41,11 @@ class TinyTeacher(nn.Module):
     def hidden_at(self, tokens: Tensor, layer: int) -> Tensor:
         return self._run(self.embed(tokens), range(layer + 1))
 
-    def logits_from(self, hidden: Tensor, layer: int) -> Tensor:
-        return self.head(self._run(hidden, range(layer + 1, self.num_layers)))
+    def logits(self, tokens: Tensor, layer: int | None = None, edit=None) -> Tensor:
+        top = self.num_layers - 1 if layer is None else layer
+        h = self.hidden_at(tokens, top)
+        h = edit(h) if edit is not None else h
+        return self.head(self._run(h, range(top + 1, self.num_layers)))
 
 
 def _context(sae: TopKSAE | None = None, layer: int = 1) -> SourceContext:

@@ -37,7 +37,7 @@ class FixedTeacher(nn.Module):
 
     def __init__(self, logits: Tensor, vocab_size: int | None = None) -> None:
         super().__init__()
-        self.logits = logits
+        self.fixed = logits
         self.model_dim = logits.size(-1)
         self.scale = nn.Parameter(torch.ones(()))
         if vocab_size is not None:
@@ -45,13 +45,12 @@ class FixedTeacher(nn.Module):
         self.calls: list[bool] = []
 
     def hidden_at(self, tokens: Tensor, layer: int) -> Tensor:
-        assert layer == 0 and tokens.shape == (B, T)
-        self.calls.append(torch.is_grad_enabled())
-        return self.logits * self.scale
+        raise AssertionError("KD reads the teacher's logits only")
 
-    def logits_from(self, hidden: Tensor, layer: int) -> Tensor:
-        assert layer == 0
-        return hidden
+    def logits(self, tokens: Tensor, layer: int | None = None, edit=None) -> Tensor:
+        assert layer is None and edit is None and tokens.shape == (B, T)
+        self.calls.append(torch.is_grad_enabled())
+        return self.fixed * self.scale
 
 
 def batch() -> TokenBatch:
@@ -121,7 +120,7 @@ def test_teacher_runs_without_gradients_and_stays_out_of_the_objective() -> None
     assert teacher.scale.grad is None and not teacher.training
     assert list(objective.parameters()) == [] and objective.state_dict() == {}
     with torch.no_grad():
-        torch.testing.assert_close(teacher_logits(teacher, batch().inputs), teacher.logits)
+        torch.testing.assert_close(teacher_logits(teacher, batch().inputs), teacher.fixed)
 
 
 def test_kd_options_and_teacher_are_checked() -> None:

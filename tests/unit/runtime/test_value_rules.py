@@ -112,12 +112,21 @@ def test_teacher_and_sae_sources_are_registries_a_plugin_extends(ntp: ComposedRe
     from cocomix.runtime.concept_artifacts import SAE_SOURCES
     from cocomix.runtime.teacher_sources import TEACHER_SOURCES, TeacherSource
 
-    assert TEACHER_SOURCES.names() == ["checkpoint", "hf_gpt2", "recipe"]
-    assert SAE_SOURCES.names() == ["file", "train"]
+    assert TEACHER_SOURCES.names() == ["checkpoint", "hf", "recipe"]
+    assert SAE_SOURCES.names() == ["file", "saelens", "train"]
     cfg = copy.deepcopy(ntp.cfg)
     OmegaConf.update(cfg, "teacher.source", "from_my_lab")
-    with pytest.raises(CocomixError, match="teacher.source='from_my_lab' must be one of checkpoint, hf_gpt2, recipe"):
+    with pytest.raises(CocomixError, match="teacher.source='from_my_lab' must be one of checkpoint, hf, recipe"):
         check_values(cfg)
+    OmegaConf.update(cfg, "teacher.source", "hf_gpt2")  # the old name of `hf`, refused with the new one
+    with pytest.raises(CocomixError, match="teacher.source=hf_gpt2 was renamed; use teacher.source=hf "):
+        check_values(cfg)
+    OmegaConf.update(cfg, "teacher.source", "recipe")
+    OmegaConf.update(cfg, "teacher.dtype", "fp8")
+    with pytest.raises(CocomixError, match="teacher.dtype='fp8' must be one of float32, bfloat16, float16"):
+        check_values(cfg)
+    OmegaConf.update(cfg, "teacher.dtype", "float32")
+    OmegaConf.update(cfg, "teacher.source", "from_my_lab")
 
     class FromMyLab(TeacherSource):
         def load(self, composed, cache_dir, data):  # type: ignore[no-untyped-def]
