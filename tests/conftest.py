@@ -73,3 +73,24 @@ def hf_stand_ins(tmp_path_factory: pytest.TempPathFactory, spm_path: Path) -> di
         sae.b_enc.normal_(0, 0.1)
     sae.save_model(root / "sae")
     return {"llama": root / "llama", "sae": root / "sae"}
+
+
+@pytest.fixture(scope="session")
+def paper_configs(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Overrides that point the paper-faithful recipes at local configs of GPT-2 124M and of
+    OpenAI's v5_32k layer-5 SAE (as SAELens saves it), with no weights: enough for --dry-run,
+    which reads configs only. Offline, the recipes' hub names are refused (tested)."""
+    import json
+
+    from sae_lens import TopKSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+    from transformers import GPT2Config
+
+    root = tmp_path_factory.mktemp("paper_configs")
+    GPT2Config().save_pretrained(root / "gpt2")  # 124M: 12 blocks, width 768, vocab 50257
+    (root / "sae").mkdir()
+    cfg = TopKSAEConfig(d_in=768, d_sae=32768, k=32, normalize_activations="layer_norm",
+                        metadata=SAEMetadata(hook_name="blocks.5.hook_resid_post", model_name="gpt2-small"))
+    (root / "sae" / "cfg.json").write_text(json.dumps(cfg.to_dict()))
+    (root / "sae" / "sae_weights.safetensors").write_bytes(b"")  # not read by --dry-run
+    return [f"teacher.path={root / 'gpt2'}", "sae.release=''", "sae.id=''", f"sae.path={root / 'sae'}"]

@@ -193,6 +193,9 @@ class SAELensSource(SAESource):
         spec = composed.cfg.sae
         where = self._where(composed)
         layer, n_latents, k = int(composed.cfg.teacher.layer), int(spec.n_latents), int(spec.k)
+        if spec.path and (spec.release or spec.id):
+            raise CocomixError(f"sae.path={spec.path} and sae.release={spec.release} sae.id={spec.id} both name "
+                               f"an SAE; keep one (sae.release='' sae.id='' to read the folder)")
         if spec.path:
             folder = Path(str(spec.path))
             if not (folder / saelens.CFG_FILE).is_file() or not (folder / saelens.WEIGHTS_FILE).is_file():

@@ -22,7 +22,6 @@ FLOPs here are per run).
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +32,23 @@ from cocomix.registry import CocomixError
 from cocomix.runtime.flops import FlopCount, TeacherCost, training_flops_per_token
 from cocomix.runtime.rundir import missing_artifact, read_artifacts, read_config, train_seq_len
 
-def _teacher_shape(path: Path) -> dict[str, int]:
-    """Width, depth, MLP width and vocabulary of a teacher (cocomix run or HF GPT-2 folder)."""
+def _teacher_shape(path: Path, source: str | None = None) -> dict[str, int]:
+    """Width, depth, MLP width and vocabulary of a teacher (cocomix run, or a Hugging Face causal
+    LM: a folder or a hub name, read through ``transformers``' config classes, which map each
+    family's own key names such as GPT-2's ``n_embd`` to ``hidden_size``)."""
     from cocomix.runtime.checkpoint import load_model_config
 
-    if (path / "config.json").is_file():  # Hugging Face GPT-2
-        cfg = json.loads((path / "config.json").read_text())
-        d = int(cfg["n_embd"])
-        return {"model_dim": d, "num_layers": int(cfg["n_layer"]),
-                "ffn_inner_dim": int(cfg.get("n_inner") or 4 * d), "vocab_size": int(cfg["vocab_size"])}
+    if source == "hf" or (path / "config.json").is_file():
+        from transformers import AutoConfig
+
+        from cocomix.runtime.hub import offline_kwargs
+
+        where: Path | str = path if path.is_dir() else str(path)
+        cfg = AutoConfig.from_pretrained(str(where), **offline_kwargs(where))
+        d = int(cfg.hidden_size)
+        inner = getattr(cfg, "intermediate_size", None) or getattr(cfg, "n_inner", None) or 4 * d
+        return {"model_dim": d, "num_layers": int(cfg.num_hidden_layers), "ffn_inner_dim": int(inner),
+                "vocab_size": int(cfg.vocab_size)}
     model = load_model_config(path)
     return {"model_dim": model.model_dim, "num_layers": model.num_layers,
             "ffn_inner_dim": model.ffn_inner_dim, "vocab_size": model.vocab_size}
@@ -50,6 +57,8 @@ def _teacher_shape(path: Path) -> dict[str, int]:
 def _sae_shape(run_dir: Path, config: dict[str, Any], artifacts: dict[str, Any]) -> tuple[int, int]:
     """``(n_latents, k)`` of the run's SAE: from its file when recorded, else config.yaml."""
     sae_path = artifacts.get("sae")
+    if artifacts.get("sae_source") == "saelens":  # its latents were checked equal to sae.n_latents
+        return int(config["sae"]["n_latents"]), int(artifacts["sae_k"])
     if sae_path and Path(sae_path).is_file():
         # mmap: only the shapes are needed, not 32768 x 768 weights in memory.
         state = torch.load(sae_path, map_location="cpu", weights_only=True, mmap=True)
@@ -82,7 +91,7 @@ def run_teacher_cost(run_dir: Path, config: dict[str, Any], artifacts: dict[str,
         mode = source.teacher_flops
     if "teacher" not in artifacts:
         raise missing_artifact(run_dir, "teacher", "its teacher size cannot be read; rerun it with the current runtime")
-    shape = _teacher_shape(Path(artifacts["teacher"]))
+    shape = _teacher_shape(Path(artifacts["teacher"]), artifacts.get("teacher_source"))
     layer = int(artifacts.get("teacher_layer", (config.get("teacher") or {}).get("layer", 0)))
     n_latents, k = (0, 0) if not source.sae or mode == "forward" else _sae_shape(run_dir, config, artifacts)
     return TeacherCost(**shape, layer=layer, mode=mode, sae_latents=n_latents, sae_k=k,

@@ -52,7 +52,7 @@ def stand_ins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def paths(files: dict[str, Path]) -> list[str]:
-    return [f"teacher.path={files['gpt2']}", f"sae.path={files['sae']}", f"data.path={files['data']}"]
+    return [f"teacher.path={files['gpt2']}", "sae.source=file", f"sae.path={files['sae']}", f"data.path={files['data']}"]
 
 
 def test_tiny_faithful_run_trains_offline(
@@ -92,22 +92,33 @@ def test_tiny_faithful_run_trains_offline(
     assert isinstance(loaded.tokenizer, GPT2BPETokenizer) and loaded.tokenizer.encode("Hello world") == [15496, 995]
 
 
-def test_mismatches_with_the_student_are_one_clear_error(stand_ins: dict[str, Path], spm_path: Path) -> None:
+def test_mismatches_with_the_student_are_one_clear_error(stand_ins: dict[str, Path], spm_path: Path,
+                                                        tmp_path: Path) -> None:
+    import shutil
+
+    from transformers import GPT2TokenizerFast
+
     from cocomix.concepts.sae import load_openai_sae
     from cocomix.data.tokenizer_loading import load_tokenizer
     from cocomix.runtime.concept_artifacts import _check_declared_sae
-    from cocomix.runtime.teacher import HFGPT2Teacher, check_gpt2_student
+    from cocomix.runtime.hf_teacher import HFCausalLMTeacher, check_fits, read_shape
+    from cocomix.runtime.hf_tokenizer_check import check_student_tokenizer
 
-    teacher = HFGPT2Teacher(stand_ins["gpt2"])
+    # GPT-2's folder on the hub holds its tokenizer: the stand-in gets GPT-2's own files too.
+    folder = tmp_path / "gpt2"
+    shutil.copytree(stand_ins["gpt2"], folder)
+    files = packaged_files_dir()
+    GPT2TokenizerFast(vocab_file=str(files / "encoder.json"), merges_file=str(files / "vocab.bpe")).save_pretrained(folder)
+    teacher = HFCausalLMTeacher(folder)
     gpt2_bpe = load_tokenizer(packaged_files_dir())
-    check_gpt2_student(teacher, gpt2_bpe, 64)  # the stand-in fits
-    with pytest.raises(CocomixError, match="student's tokenizer is SentencePieceTokenizer.*set tokenizer=gpt2_bpe"):
-        check_gpt2_student(teacher, load_tokenizer(spm_path), 64)
-    with pytest.raises(CocomixError, match="train.seq_len=128 exceeds the GPT-2 teacher's n_positions=64"):
-        check_gpt2_student(teacher, gpt2_bpe, 128)
-    teacher.vocab_size = 50304  # e.g. nanoGPT's padded vocabulary
-    with pytest.raises(CocomixError, match="vocab_size 50304 .* GPT-2's BPE has 50257"):
-        check_gpt2_student(teacher, gpt2_bpe, 64)
+    check_student_tokenizer(folder, teacher, gpt2_bpe)  # tiktoken over GPT-2's files is GPT-2's tokenizer
+    with pytest.raises(CocomixError, match="student's tokenizer \\(SentencePieceTokenizer.*is not the teacher's.*"
+                                           "set tokenizer=hf tokenizer.path="):
+        check_student_tokenizer(folder, teacher, load_tokenizer(spm_path))
+    with pytest.raises(CocomixError, match="train.seq_len=128 exceeds .*max_position_embeddings=64"):
+        check_fits(read_shape(folder), folder, 5, 128)
+    with pytest.raises(CocomixError, match="teacher.layer=6 is outside .* \\(6 blocks\\); choose 0..5"):
+        check_fits(read_shape(folder), folder, 6, 64)
     sae = load_openai_sae(stand_ins["sae"], expected_d_model=32)
     declared = SimpleNamespace(path=stand_ins["sae"], n_latents=1024, k=16)
     with pytest.raises(CocomixError, match="has 32768 latents and k=32.*set sae.n_latents=32768 sae.k=32"):
@@ -131,13 +142,13 @@ def test_the_runner_reports_a_wrong_sae_in_one_line(
 def test_gpt2_weights_load_from_either_hf_file(tmp_path: Path) -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from cocomix.runtime.teacher import HFGPT2Teacher
+    from cocomix.runtime.hf_teacher import HFCausalLMTeacher
 
     model = GPT2LMHeadModel(GPT2Config(vocab_size=97, n_positions=16, n_embd=16, n_layer=2, n_head=2))
     model.save_pretrained(tmp_path / "bin", safe_serialization=False)
     assert (tmp_path / "bin" / "pytorch_model.bin").is_file()
-    assert HFGPT2Teacher(tmp_path / "bin").vocab_size == 97
+    assert HFCausalLMTeacher(tmp_path / "bin").vocab_size == 97
     (tmp_path / "bare").mkdir()
     (tmp_path / "bin" / "config.json").replace(tmp_path / "bare" / "config.json")
-    with pytest.raises(CocomixError, match="has config.json but no weights"):
-        HFGPT2Teacher(tmp_path / "bare")
+    with pytest.raises(CocomixError, match="cannot load .*bare as a causal LM"):
+        HFCausalLMTeacher(tmp_path / "bare")

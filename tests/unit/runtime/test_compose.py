@@ -21,9 +21,11 @@ def test_recipes_found_with_purpose() -> None:
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
-def test_every_recipe_composes_and_dry_runs(recipe: str) -> None:
+def test_every_recipe_composes_and_dry_runs(recipe: str, paper_configs: list[str]) -> None:
     # One seed: every arm composes and counts its parameters; more seeds repeat the same arms.
-    text = dry_run(recipe, ["seeds=[0]"])
+    # The paper-faithful recipes read GPT-2 and OpenAI's SAE from the hub; offline, local configs.
+    local = paper_configs if recipe.startswith("paper/faithful") else []
+    text = dry_run(recipe, ["seeds=[0]", *local])
     assert "parameters: total=" in text
     composed = compose_recipe(recipe, [])
     if recipe.startswith(("scale/", "paper/faithful")):
@@ -92,11 +94,11 @@ def test_bad_values_are_refused_before_training(overrides: list[str], expected: 
         dry_run("pretrain/ntp", overrides)
 
 
-def dry_run_counts(recipe: str) -> dict[str, tuple[float, float]]:
+def dry_run_counts(recipe: str, overrides: list[str]) -> dict[str, tuple[float, float]]:
     """Per arm: (total, active) parameters in millions, read from `--dry-run`'s output."""
     counts: dict[str, tuple[float, float]] = {}
     arm = ""
-    for line in dry_run(recipe, []).splitlines():
+    for line in dry_run(recipe, overrides).splitlines():
         if line.startswith("# run: "):
             arm = line.split("/")[-2]
         elif line.startswith("parameters:"):
@@ -117,9 +119,9 @@ def dry_run_counts(recipe: str) -> dict[str, tuple[float, float]]:
     ],
 )
 def test_paper_size_recipes_count_the_papers_parameters(
-    recipe: str, ntp_total: float, cocomix_total: float, cocomix_active: float
+    recipe: str, ntp_total: float, cocomix_total: float, cocomix_active: float, paper_configs: list[str]
 ) -> None:
-    counts = dry_run_counts(recipe)
+    counts = dry_run_counts(recipe, paper_configs if recipe.startswith("paper/faithful") else [])
     ntp, ntp_active = counts.pop("ntp")
     total, active = counts.pop("cocomix")
     assert abs(ntp - ntp_total) < 0.1 and ntp_active == ntp
@@ -179,3 +181,16 @@ def test_dry_run_names_every_artifact_before_the_runs() -> None:
                      "# run", "# run", "# run"], heads
     assert heads[3].startswith("# sae: trained once, 1024 latents, k=16") and "of pretrain/teacher" in heads[3]
     assert heads[4] == "# labels: attribution (k_attr=2) of pretrain/teacher, cached per training window of seed 0"
+
+
+def test_faithful_dry_run_shows_the_papers_teacher_and_sae(paper_configs: list[str]) -> None:
+    text = dry_run("paper/faithful_69m", ["only_arms=[cocomix]", *paper_configs])
+    assert "# teacher: hf " in text and "(gpt2, 12 blocks, width 768, vocab 50257, float32)" in text
+    assert "# sae: SAELens topk SAE read from " in text and "(32768 latents, blocks.5.hook_resid_post)" in text
+
+
+def test_faithful_recipes_read_the_hub_and_say_so_offline() -> None:
+    """Their defaults are hub names (GPT-2, SAELens's registry); tests run with HF_HUB_OFFLINE=1."""
+    with pytest.raises(CocomixError, match="teacher.path=gpt2 is not a local folder, so it is a Hugging Face "
+                                           "hub name, and the hub cannot be reached"):
+        dry_run("paper/faithful_69m", ["only_arms=[cocomix]"])

@@ -12,8 +12,10 @@ def test_faithful_recipe_uses_the_papers_pipeline() -> None:
         "data": "openwebtext", "tokenizer": "gpt2_bpe", "concepts": "attribution", "mixer": "interleave",
     }
     cfg = composed.cfg
-    assert (cfg.teacher.source, cfg.teacher.layer, cfg.sae.source, cfg.sae.n_latents, cfg.sae.k) == (
-        "hf_gpt2", 5, "file", 32768, 32,
+    assert (cfg.teacher.source, cfg.teacher.path, cfg.teacher.layer) == ("hf", "gpt2", 5)
+    # OpenAI's SAE as SAELens's registry hosts it (the paper's v5_32k, layer 5).
+    assert (cfg.sae.source, cfg.sae.release, cfg.sae.id, cfg.sae.n_latents, cfg.sae.k) == (
+        "saelens", "gpt2-small-resid-post-v5-32k", "blocks.5.hook_resid_post", 32768, 32,
     )
     assert (cfg.concepts.k_attr, cfg.objective.lam, cfg.train.seq_len, cfg.train.lr) == (4, 0.1, 1024, 6e-4)
     assert cfg.train.micro_batch_size * cfg.train.grad_accum == 512  # sequences per step (one GPU)
