@@ -7,7 +7,10 @@ changes the forward pass (CoCoMix ``add``/``interleave``, the pause baselines) b
 ``CocoMixForCausalLM`` folder carrying its own modeling code (``hf_code/``, loaded with
 ``trust_remote_code=True``). Both hold ``config.json``, ``model.safetensors``, the tokenizer (a
 fast tokenizer converted from the run's SentencePiece model, or GPT-2's own files for ``gpt2_bpe``
-runs) and ``cocomix_export.json`` saying where it came from.
+runs) set up for generation, ``generation_config.json`` (stop at the context), a model card
+``README.md`` and ``cocomix_export.json`` saying where it came from, by name: no path of the
+machine that made it (``facts.py``). An unfinished run (its last checkpoint before its configured
+``steps``) is refused unless asked for (``allow_unfinished``, or an explicit ``step``).
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cocomix.cache_files import atomic_dir
-from cocomix.data.gpt2_bpe import GPT2BPETokenizer
-from cocomix.data.tokenizers import SentencePieceTokenizer, Tokenizer
 from cocomix.eval.loading import LoadedRun, load_run
+from cocomix.export.card import ModelShape, model_card
+from cocomix.export.facts import RunFacts, run_facts
 from cocomix.export.gpt2 import gpt2_config, gpt2_state_dict
-from cocomix.export.spm_fast import sentencepiece_to_fast
+from cocomix.export.tokenizer import hf_tokenizer
 from cocomix.registry import CocomixError
+
+__all__ = ["EXPORT_RECORD", "Export", "export_run", "hf_tokenizer"]
 
 EXPORT_RECORD = "cocomix_export.json"
 
@@ -34,39 +39,73 @@ class Export:
     architecture: str
     dropped: tuple[str, ...]
     """Parts of the run's model the export leaves out (with why), e.g. an unused concept head."""
+    facts: RunFacts
 
-def export_run(run_dir: Path | str, out: Path | str, *, step: int | None = None) -> Export:
+    @property
+    def unfinished(self) -> str | None:
+        """``"step N of M"`` when the exported step is before the end of the run's schedule."""
+        return None if self.facts.finished else f"step {self.step} of {self.facts.steps}"
+
+
+def export_run(run_dir: Path | str, out: Path | str, *, step: int | None = None,
+               allow_unfinished: bool = False) -> Export:
     """Write ``run_dir``'s model at ``step`` (default: the last) as a Hugging Face folder ``out``.
 
-    ``out`` must not exist yet (or be empty); it appears only once complete.
+    ``out`` must not exist yet (or be empty); it appears only once complete. When ``step`` is
+    None and the last checkpoint is before the run's configured ``steps`` (stopped with
+    ``stop_at``, or still training), the export is refused unless ``allow_unfinished``: an
+    explicit ``step`` means that step on purpose.
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CocomixError(f"{out} already exists and is not an empty folder; choose a new folder")
     run = load_run(run_dir, step=step)
+    facts = run_facts(run)
+    if step is None and not facts.finished and not allow_unfinished:
+        raise CocomixError(
+            f"{run_dir} is unfinished: its last checkpoint is step {run.step} of the {facts.steps} it is "
+            f"configured for (stopped with stop_at, or still training); finish it by rerunning its recipe "
+            f"without stop_at, or export this step anyway with --allow-unfinished (or --step {run.step})"
+        )
     if run.model.config.mixer == "none":
         model, dropped = _as_gpt2(run), _unused_head(run)
     else:
         model, dropped = _as_cocomix(run), ()
     model.eval()
+    model.generation_config = _generation_config(run)
     if out.is_dir():
         out.rmdir()  # the empty folder the user made; atomic_dir writes it whole
     architecture = type(model).__name__
+    config = model.config
+    shape = ModelShape(architecture, model.num_parameters(), config.n_layer, config.n_embd, config.n_head,
+                       config.vocab_size)
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
-        hf_tokenizer(run.tokenizer).save_pretrained(tmp)
-        record = {"run": str(Path(run_dir).resolve()), "step": run.step, "architecture": architecture,
-                  "tokenizer": str(run.tokenizer.path), "left_out": list(dropped)}
+        hf_tokenizer(run.tokenizer, context=run.seq_len).save_pretrained(tmp)
+        (tmp / "README.md").write_text(model_card(facts, shape, folder=out.name, left_out=dropped))
+        record = {**facts.record(), "architecture": architecture, "left_out": list(dropped)}
         (tmp / EXPORT_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-    return Export(out, run.step, architecture, dropped)
+    return Export(out, run.step, architecture, dropped, facts)
 
 
 def _special_ids(run: LoadedRun) -> dict[str, int | None]:
     tok = run.tokenizer
     # Training put EOS between documents and never fed BOS, so EOS is what starts a text, as in
     # GPT-2; naming it BOS makes consumers (lm-eval's prefix token, generate()) use it.
-    return {"bos_token_id": tok.eos_id, "eos_token_id": tok.eos_id,
-            "pad_token_id": tok.pad_id if tok.pad_id != tok.eos_id else None}
+    return {"bos_token_id": tok.eos_id, "eos_token_id": tok.eos_id, "pad_token_id": tok.pad_id}
+
+
+def _generation_config(run: LoadedRun):  # noqa: ANN202 (transformers.GenerationConfig)
+    """``generation_config.json``: the special ids, and ``max_length`` = the context.
+
+    With no ``max_new_tokens`` of its own, ``generate()`` then stops when prompt and continuation
+    fill the context, and the text-generation pipeline takes this ``max_length`` over its own
+    default of 256 new tokens (it keeps a model's ``max_length`` when it is not 20), which would
+    run past the position table of a short-context model.
+    """
+    from transformers import GenerationConfig
+
+    return GenerationConfig(max_length=run.seq_len, **_special_ids(run))
 
 
 def _as_gpt2(run: LoadedRun):  # noqa: ANN202 (transformers.GPT2LMHeadModel)
@@ -119,21 +158,3 @@ def _as_cocomix(run: LoadedRun):  # noqa: ANN202 (CocoMixForCausalLM, remote cod
     state["lm_head.weight"] = state.pop("final_proj.weight")  # tied to the embedding
     model.load_state_dict(state, strict=True)
     return model
-
-
-def hf_tokenizer(tok: Tokenizer):  # noqa: ANN201 (transformers.PreTrainedTokenizerFast)
-    """The run's tokenizer as a ``transformers`` fast tokenizer with the same ids."""
-    from transformers import GPT2TokenizerFast, PreTrainedTokenizerFast
-
-    if isinstance(tok, GPT2BPETokenizer):
-        # GPT-2's own encoder.json / vocab.bpe are the vocab.json / merges.txt GPT-2 ships.
-        return GPT2TokenizerFast(vocab_file=str(tok.path / "encoder.json"),
-                                 merges_file=str(tok.path / "vocab.bpe"))
-    if isinstance(tok, SentencePieceTokenizer):
-        fast = sentencepiece_to_fast(tok.path)
-        return PreTrainedTokenizerFast(
-            tokenizer_object=fast, bos_token=fast.id_to_token(tok.eos_id),  # see _special_ids
-            eos_token=fast.id_to_token(tok.eos_id), pad_token=fast.id_to_token(tok.pad_id),
-            unk_token=fast.model.unk_token, split_special_tokens=True,
-        )
-    raise CocomixError(f"no Hugging Face conversion for tokenizer {type(tok).__name__} ({tok.path})")

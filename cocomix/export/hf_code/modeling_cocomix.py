@@ -16,13 +16,16 @@ token to the upper blocks' cache, and the causal mask of a cached step is aligne
 so ``generate()`` gives the tokens of the full forward. ``outputs.concept_logits`` exposes the
 predicted concepts; ``model.set_concept_scale(concept_id, scale)`` steers one (its logit is
 multiplied by ``scale`` before the TopK; paper Fig. 5). Left-padded batches (``generate``'s) are
-masked and positioned from each row's first real token.
+masked and positioned from each row's first real token. ``forward`` takes what a
+``transformers`` causal LM takes (``attention_mask``, ``position_ids``, ``inputs_embeds``,
+all-zero ``token_type_ids``, ``return_dict``), so ``model(**tokenizer(text))``, ``generate`` and
+the text-generation pipeline work as they do with GPT-2.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -205,41 +208,71 @@ class CocoMixForCausalLM(PreTrainedModel, GenerationMixin):
 
     def forward(
         self,
-        input_ids: Tensor,
+        input_ids: Optional[Tensor] = None,
         attention_mask: Optional[Tensor] = None,
+        position_ids: Optional[Tensor] = None,
         past_key_values: Optional[Cache] = None,
-        use_cache: Optional[bool] = None,
+        inputs_embeds: Optional[Tensor] = None,
+        token_type_ids: Optional[Tensor] = None,
         labels: Optional[Tensor] = None,
+        use_cache: Optional[bool] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
+        cache_position: Optional[Tensor] = None,
         **kwargs: Any,
-    ) -> CocoMixCausalLMOutput:
+    ) -> Union[CocoMixCausalLMOutput, tuple[Tensor, ...]]:
+        """The arguments of a ``transformers`` causal LM. ``position_ids`` default to the count of
+        real tokens before each one (left padding starts at 0); ``token_type_ids`` are accepted
+        as all zeros only (there are no segment embeddings); ``cache_position`` is implied by the
+        cache. ``output_hidden_states``: the embeddings, then each block's output at the
+        positions the LM head reads (for an interleaving mixer's upper blocks, every second slot),
+        the last after the final LayerNorm, as GPT-2 reports them."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        if token_type_ids is not None and bool(token_type_ids.ne(0).any()):
+            raise ValueError("this model has no token type embeddings; pass no token_type_ids (or all zeros)")
+        if output_attentions:
+            raise ValueError("output_attentions is not supported (attention runs in fused SDPA kernels)")
         use_cache = self.config.use_cache if use_cache is None else use_cache
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
         cache = past_key_values if past_key_values is not None else (DynamicCache() if use_cache else None)
-        start, new = self._tokens_seen(cache), input_ids.size(1)
-        if start + new > self.config.n_positions:
-            raise ValueError(f"sequence of {start + new} tokens exceeds n_positions={self.config.n_positions}")
+        embeds = self.decoder_frontend.embed(input_ids) if inputs_embeds is None else inputs_embeds
+        start, new = self._tokens_seen(cache), embeds.size(1)
         keys: Optional[Tensor] = None
-        if attention_mask is None or bool(attention_mask.bool().all()):
-            positions = torch.arange(start, start + new, device=input_ids.device)
-        else:  # left padding (generate's batches): real tokens count positions from 0
-            keys = attention_mask.bool()
+        if attention_mask is not None and not bool(attention_mask.bool().all()):
+            keys = attention_mask.bool()  # padding (generate's batches are left-padded)
             if keys.size(1) != start + new:
                 raise ValueError(f"attention_mask covers {keys.size(1)} tokens, the cache and input {start + new}")
-            positions = (keys.long().cumsum(-1) - 1).clamp(min=0)[:, -new:]
-        h = self.decoder_frontend.embed(input_ids) + self.decoder_frontend.pos_encoder.weight[positions]
+        if position_ids is None:
+            position_ids = (torch.arange(start, start + new, device=embeds.device)[None] if keys is None
+                            else (keys.long().cumsum(-1) - 1).clamp(min=0)[:, -new:])
+        if int(position_ids.max()) >= self.config.n_positions:
+            raise ValueError(
+                f"position {int(position_ids.max())} is past the context of n_positions={self.config.n_positions} "
+                f"tokens (the training context); keep prompt + new tokens within it (generation_config.max_length "
+                f"does by default) or truncate the prompt (tokenizer(..., truncation=True))")
+        h = embeds + self.decoder_frontend.pos_encoder.weight[position_ids]
+        hidden: list[Tensor] = [h]
         insert = self.config.insert_layer
         for i, layer in enumerate(self.layers[:insert]):
             h = layer(h, cache, i, keys)
+            hidden.append(h)
         concept_logits, c_hat = self.concept_head(h) if self.concept_head is not None else (None, None)
         x = self.mixer.mix(h, c_hat)
         # The upper blocks see length_factor positions per token (token slot, then concept slot).
         upper_keys = None if keys is None else keys.repeat_interleave(INTERLEAVED[self.config.mixer], dim=-1)
         for i, layer in enumerate(self.layers[insert:], start=insert):
             x = layer(x, cache, i, upper_keys)
-        logits = self.lm_head(self.layer_norm(self.mixer.lm_positions(x)))
+            hidden.append(self.mixer.lm_positions(x))
+        final = self.layer_norm(self.mixer.lm_positions(x))
+        hidden[-1] = final
+        logits = self.lm_head(final)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
                                    ignore_index=-100)
-        return CocoMixCausalLMOutput(loss=loss, logits=logits, past_key_values=cache if use_cache else None,
-                                     concept_logits=concept_logits)
+        out = CocoMixCausalLMOutput(loss=loss, logits=logits, past_key_values=cache if use_cache else None,
+                                    hidden_states=tuple(hidden) if output_hidden_states else None,
+                                    concept_logits=concept_logits)
+        return out if return_dict else out.to_tuple()
