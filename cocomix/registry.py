@@ -37,6 +37,13 @@ class CocomixError(Exception):
     """
 
 
+def first_line(err: BaseException) -> str:
+    """An exception's first message line (its type's name when it has no message): what a
+    ``CocomixError`` quotes from a library's error so the user still gets one line."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 class UnknownNameError(CocomixError, KeyError):
     """A registry was asked for a name nobody registered."""
 

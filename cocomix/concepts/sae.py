@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cocomix.registry import CocomixError
+from cocomix.registry import CocomixError, first_line
 
 LN_EPS = 1e-5
 """OpenAI's ``LN`` epsilon, added to the std (not inside a square root)."""
@@ -298,7 +298,7 @@ def load_openai_sae(
             # weights_only: OpenAI's files hold only tensors, strings, ints and dicts.
             sd = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # corrupt, truncated, or pickled with arbitrary objects
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            first = first_line(err)
             if first.startswith("Weights only load failed"):  # torch's hint would mislead here
                 first = "not a torch file, or truncated"
             raise CocomixError(

@@ -12,6 +12,7 @@ every tokenizer here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from cocomix.cache_files import cache_key
 from cocomix.data.tokenizers import Tokenizer
-from cocomix.registry import TOKENIZERS, CocomixError
+from cocomix.registry import CocomixError, TOKENIZERS, first_line
 
 if TYPE_CHECKING:
     from cocomix.data.corpora import Corpus
@@ -35,11 +36,12 @@ def load_hf(source: Path | str) -> Any:
     """The fast tokenizer at ``source`` (a folder or a hub name), or one clear error."""
     from transformers import AutoTokenizer
 
-    local = isinstance(source, Path)
+    from cocomix.runtime.hub import offline_kwargs
+
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(source), use_fast=True, local_files_only=local)
+        tokenizer = AutoTokenizer.from_pretrained(str(source), use_fast=True, **offline_kwargs(source))
     except (OSError, ValueError, KeyError, TypeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise CocomixError(f"cannot load a tokenizer from {source} ({first}); tokenizer.path must name "
                            f"{WHAT}") from None
     if not getattr(tokenizer, "is_fast", False):
@@ -48,11 +50,16 @@ def load_hf(source: Path | str) -> Any:
     return tokenizer
 
 
+def plain_ids(tokenizer: Any, text: str) -> list[int]:
+    """``text``'s ids under a ``transformers`` fast tokenizer, without special tokens (no BOS)."""
+    return list(tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids)
+
+
 class HFTokenizer(Tokenizer):
     """A ``transformers`` fast tokenizer; ``path`` is its folder (or hub name)."""
 
     def __init__(self, source: Path | str) -> None:
-        self.path = Path(source) if isinstance(source, Path) else Path(str(source))
+        self.path = Path(source)
         self.source = source
         self.hf = load_hf(source)
         self.vocab_size = len(self.hf)
@@ -69,7 +76,7 @@ class HFTokenizer(Tokenizer):
                                       sorted(self.hf.get_added_vocab().items()))
 
     def encode(self, text: str) -> list[int]:
-        return list(self.hf.backend_tokenizer.encode(text, add_special_tokens=False).ids)
+        return plain_ids(self.hf, text)
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         # The backend directly: no warnings about documents longer than the model's context.
@@ -94,19 +101,27 @@ class HFTokenizerConfig:
 
     @property
     def vocab_size(self) -> int:
-        """Read by ``--dry-run`` to size the model: the tokenizer is loaded (cheap, no weights)."""
-        return HFTokenizer(resolve_tokenizer(self.path)).vocab_size
+        """Read by ``--dry-run`` to size the model: the tokenizer is loaded (no weights)."""
+        return _vocab_size(self.path)
+
+
+@functools.lru_cache(maxsize=16)
+def _vocab_size(spec: str) -> int:
+    # Loaded once per process: every planned run's preflight and parameter count ask.
+    return HFTokenizer(resolve_tokenizer(spec)).vocab_size
 
 
 def resolve_tokenizer(spec: str) -> Path | str:
-    from cocomix.runtime.hub import require_source
+    """``tokenizer.path`` as a tokenizer folder, or a hub name that can be had now."""
+    from cocomix.runtime.hub import local_folder, require_source
 
-    folder = Path(spec).expanduser()
-    if spec and folder.is_dir() and not is_hf_tokenizer_dir(folder):
+    folder = local_folder(spec)
+    if folder is None:
+        return require_source(spec, "tokenizer.path", WHAT)
+    if not is_hf_tokenizer_dir(folder):
         raise CocomixError(f"tokenizer.path={spec} is a folder without tokenizer.json or tokenizer_config.json, "
                            f"so not {WHAT}; point it at the teacher's folder")
-    return require_source(spec, "tokenizer.path", WHAT, marker="tokenizer_config.json"
-                          if (folder / "tokenizer_config.json").is_file() else "tokenizer.json")
+    return folder
 
 
 @TOKENIZERS.register("hf", HFTokenizerConfig)
@@ -116,4 +131,4 @@ def build_hf_tokenizer(config: HFTokenizerConfig, *, corpus: Corpus | None = Non
     return HFTokenizer(resolve_tokenizer(config.path))
 
 
-__all__ = ["HFTokenizer", "HFTokenizerConfig", "is_hf_tokenizer_dir", "load_hf"]
+__all__ = ["HFTokenizer", "HFTokenizerConfig", "is_hf_tokenizer_dir", "load_hf", "plain_ids"]

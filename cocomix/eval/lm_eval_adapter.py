@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from cocomix.eval.loading import LoadedRun, load_run
 from cocomix.eval.scoring import LogLikelihoodScorer, split_pair
-from cocomix.registry import CocomixError
+from cocomix.registry import CocomixError, first_line
 
 try:
     from lm_eval import utils as lm_utils
@@ -204,7 +204,7 @@ def _task_manager(include_path: str, tasks: tuple[str, ...]) -> Any:
 
 
 def _unreachable(tasks: Sequence[str], err: BaseException) -> CocomixError:
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    first = first_line(err)
     offline = [n for n in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE") if os.environ.get(n, "") not in ("", "0")]
     why = f"offline mode is on ({', '.join(f'{n}=1' for n in offline)})" if offline else "no network"
     return CocomixError(

@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from cocomix.models import CocoLMConfig, CocoMixLM, create_cocomix_lm
-from cocomix.registry import CocomixError
+from cocomix.registry import CocomixError, first_line
 from cocomix.runtime.rundir import checkpoint_steps
 
 
@@ -96,5 +96,5 @@ def _merge_fsdp_shards(
 def _load_failure(err: Exception) -> str:
     """torch's first line for a file that is not a checkpoint at all talks about `weights_only`,
     which would mislead: say what it means."""
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    first = first_line(err)
     return "not a torch file, or truncated" if first.startswith("Weights only load failed") else first

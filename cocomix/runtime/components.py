@@ -22,6 +22,7 @@ from cocomix.contracts import ConceptSourceContract, MixerContract, ObjectiveCon
 from cocomix.registry import CONCEPT_SOURCES, MIXERS, OBJECTIVES, CocomixError
 from cocomix.runtime.artifacts import DataArtifacts
 from cocomix.runtime.compose import ComposedRecipe
+from cocomix.runtime.teacher import check_teacher_layer
 from cocomix.runtime.teacher_sources import TEACHER_SOURCES, TeacherPlan
 
 NO_CONCEPTS = "none"
@@ -127,10 +128,8 @@ def teacher_plan(composed: ComposedRecipe) -> TeacherPlan | None:
         return None
     reads_layer = str(composed.cfg.task) == "sae" or composed.choices["concepts"] != NO_CONCEPTS
     plan = TEACHER_SOURCES.build(str(composed.cfg.teacher.source)).plan(composed, reads_layer=reads_layer)
-    layer = int(composed.cfg.teacher.layer)
-    if plan is not None and reads_layer and not 0 <= layer < plan.depth:
-        raise CocomixError(f"teacher.layer={layer} is outside the teacher ({plan.depth} blocks): "
-                           f"choose 0..{plan.depth - 1}")
+    if plan is not None and reads_layer:
+        check_teacher_layer(int(composed.cfg.teacher.layer), plan.depth)
     return plan
 
 

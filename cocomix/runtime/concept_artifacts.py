@@ -29,7 +29,7 @@ from cocomix.data.shards import TokenShard
 from cocomix.registry import CocomixError, Registry
 from cocomix.runtime.artifacts import DataArtifacts
 from cocomix.runtime.compose import ComposedRecipe
-from cocomix.runtime.teacher import check_teacher_vocab
+from cocomix.runtime.teacher import check_teacher_layer, check_teacher_vocab
 from cocomix.runtime.teacher_sources import TEACHER_SOURCES, LoadedTeacher
 from cocomix.types import TeacherLM
 
@@ -58,11 +58,8 @@ def ensure_teacher(
     loaded = TEACHER_SOURCES.build(str(spec.source)).load(composed, cache_dir, data)
     teacher = loaded.teacher
     check_teacher_vocab(int(teacher.vocab_size), data.tokenizer.vocab_size)
-    if reads_layer and not 0 <= int(spec.layer) < teacher.num_layers:
-        raise CocomixError(
-            f"teacher.layer={spec.layer} is outside the teacher ({teacher.num_layers} blocks): "
-            f"choose 0..{teacher.num_layers - 1}"
-        )
+    if reads_layer:
+        check_teacher_layer(int(spec.layer), teacher.num_layers)
     return loaded
 
 
@@ -169,14 +166,13 @@ class SAELensSource(SAESource):
 
         spec = composed.cfg.sae
         where = self._where(composed)
+        self.plan(composed, teacher.teacher.model_dim)
         if spec.path:
             folder = Path(str(spec.path))
-            self.plan(composed, teacher.teacher.model_dim)
             sae = saelens.load_folder(folder, int(spec.k))
             identity = cache_key("saelens", file_fingerprint(folder / saelens.CFG_FILE),
                                  file_fingerprint(folder / saelens.WEIGHTS_FILE), int(spec.k))
         else:
-            self.plan(composed, teacher.teacher.model_dim)
             sae = saelens.load_registry(str(spec.release), str(spec.id), int(spec.k))
             identity = cache_key("saelens", str(spec.release), str(spec.id), int(spec.k))
         # What the weights say, checked again after loading (a registry SAE's cfg is known only now).

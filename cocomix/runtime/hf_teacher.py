@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cocomix.registry import CocomixError
+from cocomix.registry import CocomixError, first_line
 from cocomix.runtime.hub import offline_kwargs, require_source
-from cocomix.runtime.teacher import freeze
+from cocomix.runtime.teacher import check_teacher_layer, freeze
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 WHAT = "a Hugging Face causal LM (config.json and weights)"
@@ -45,7 +45,7 @@ def read_shape(source: Path | str) -> HFTeacherShape:
     try:
         config = AutoConfig.from_pretrained(str(source), **offline_kwargs(source))
     except (OSError, ValueError, KeyError) as err:
-        raise CocomixError(f"cannot read {source}'s config.json ({_first_line(err)}); teacher.path must "
+        raise CocomixError(f"cannot read {source}'s config.json ({first_line(err)}); teacher.path must "
                            f"name {WHAT}") from None
     missing = [name for name in ("num_hidden_layers", "hidden_size", "vocab_size") if getattr(config, name, None) is None]
     if missing:
@@ -56,11 +56,8 @@ def read_shape(source: Path | str) -> HFTeacherShape:
                           int(config.vocab_size), int(positions) if positions else None)
 
 
-def check_fits(shape: HFTeacherShape, source: Path | str, layer: int | None, seq_len: int) -> None:
-    """``teacher.layer`` inside the teacher and the student's windows within its positions."""
-    if layer is not None and not 0 <= layer < shape.num_layers:
-        raise CocomixError(f"teacher.layer={layer} is outside {source} ({shape.num_layers} blocks); "
-                           f"choose 0..{shape.num_layers - 1}")
+def check_positions(shape: HFTeacherShape, source: Path | str, seq_len: int) -> None:
+    """The student's windows within the teacher's positions."""
     if shape.max_positions is not None and seq_len > shape.max_positions:
         raise CocomixError(f"train.seq_len={seq_len} exceeds {source}'s max_position_embeddings="
                            f"{shape.max_positions}; lower train.seq_len")
@@ -96,7 +93,7 @@ class HFCausalLMTeacher(nn.Module):
         try:
             model = AutoModelForCausalLM.from_pretrained(str(source), dtype=DTYPES[dtype], **offline_kwargs(source))
         except (OSError, ValueError, RuntimeError, KeyError) as err:  # RuntimeError: shape mismatch
-            raise CocomixError(f"cannot load {source} as a causal LM ({_first_line(err)}); teacher.path "
+            raise CocomixError(f"cannot load {source} as a causal LM ({first_line(err)}); teacher.path "
                                f"must name {WHAT}") from None
         self.source = source
         self.model = freeze(model)
@@ -107,13 +104,8 @@ class HFCausalLMTeacher(nn.Module):
         self.shape = shape
         freeze(self)
 
-    def _check(self, layer: int) -> None:
-        if not 0 <= layer < self.num_layers:
-            raise CocomixError(f"teacher layer {layer} is outside the teacher ({self.num_layers} blocks): "
-                               f"choose 0..{self.num_layers - 1}")
-
     def hidden_at(self, tokens: Tensor, layer: int) -> Tensor:
-        self._check(layer)
+        check_teacher_layer(layer, self.num_layers)
         seen: list[Tensor] = []
 
         def read_and_stop(_module: nn.Module, _args: Any, output: Any) -> None:
@@ -145,7 +137,7 @@ class HFCausalLMTeacher(nn.Module):
                         edit: Callable[[Tensor], Tensor] | None) -> Tensor:
         if layer is None or edit is None:
             return self.model(input_ids=tokens, use_cache=False).logits
-        self._check(layer)
+        check_teacher_layer(layer, self.num_layers)
 
         def replace(_module: nn.Module, _args: Any, output: Any) -> Any:
             if isinstance(output, tuple):
@@ -164,9 +156,4 @@ def resolve_teacher(path: str) -> Path | str:
     return require_source(path, "teacher.path", WHAT)
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-__all__ = ["DTYPES", "HFCausalLMTeacher", "HFTeacherShape", "check_fits", "find_blocks", "read_shape", "resolve_teacher"]
+__all__ = ["DTYPES", "HFCausalLMTeacher", "HFTeacherShape", "check_positions", "find_blocks", "read_shape", "resolve_teacher"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cocomix.data.hf_tokenizer import load_hf
+from cocomix.data.hf_tokenizer import load_hf, plain_ids
 from cocomix.data.tokenizers import Tokenizer
 from cocomix.registry import CocomixError
 from cocomix.runtime.hf_teacher import HFCausalLMTeacher
@@ -39,9 +39,7 @@ def check_student_tokenizer(source: Path | str, teacher: HFCausalLMTeacher, stud
         print(f"teacher: {source} holds no tokenizer, so only the vocabulary size of the student's "
               f"({student.vocab_size}) was checked against it")
     else:
-        ours_ids = student.encode(PROBE)
-        their_ids = list(theirs.backend_tokenizer.encode(PROBE, add_special_tokens=False).ids)
-        if len(theirs) != student.vocab_size or ours_ids != their_ids:
+        if len(theirs) != student.vocab_size or student.encode(PROBE) != plain_ids(theirs, PROBE):
             raise CocomixError(
                 f"the student's tokenizer ({student!r}) is not the teacher's ({source}: {len(theirs)} tokens; "
                 f"they encode the same text differently); teacher and student must share one: set "

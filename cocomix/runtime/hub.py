@@ -55,25 +55,25 @@ def cached_config(name: str) -> bool:
     return isinstance(found, str) and os.path.isfile(found)
 
 
-def require_source(spec: str, key: str, what: str, *, marker: str = "config.json") -> Path | str:
+def require_source(spec: str, key: str, what: str) -> Path | str:
     """The folder ``spec`` names, or the hub name when it is one that can be had now.
 
     :param key: the recipe key that set it (named in the errors), e.g. ``teacher.path``.
-    :param what: what the folder must hold, e.g. "a Hugging Face causal LM".
-    :param marker: a file a folder of that kind holds.
+    :param what: what the folder must hold, e.g. "a Hugging Face causal LM"; a folder must have a
+        ``config.json`` (callers with other folders check them before asking).
     """
     if not spec:
         raise CocomixError(f"{key} is empty; set {key}=DIR, a local folder with {what}, or a hub name")
     folder = local_folder(spec)
     if folder is not None:
-        if not (folder / marker).is_file():
-            raise CocomixError(f"{key}={spec} is a folder without {marker}, so not {what}; point {key} "
-                               f"at the folder that holds {marker}")
+        if not (folder / "config.json").is_file():
+            raise CocomixError(f"{key}={spec} is a folder without config.json, so not {what}; point {key} "
+                               f"at the folder that holds config.json")
         return folder
     if not is_hub_name(spec):
         raise CocomixError(f"{key}={spec} does not exist; point {key} at a local folder with {what} "
                            f"or a hub name (e.g. gpt2, EleutherAI/pythia-160m)")
-    if marker == "config.json" and cached_config(spec):
+    if cached_config(spec):
         return spec
     reason = hub_unreachable()
     if reason is not None:

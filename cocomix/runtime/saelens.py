@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from cocomix.concepts.sae import SparseCode
-from cocomix.registry import CocomixError
+from cocomix.registry import CocomixError, first_line
 
 CFG_FILE, WEIGHTS_FILE = "cfg.json", "sae_weights.safetensors"
 FIXED_K = ("topk",)
@@ -163,7 +163,7 @@ def load_folder(folder: Path, k: int) -> SAELensDictionary:
     try:
         sae = SAE.load_from_disk(str(folder), device="cpu", dtype="float32")
     except (OSError, ValueError, KeyError, RuntimeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise CocomixError(f"SAELens cannot load {folder} ({first}); sae.path must be a folder that "
                            f"SAELens wrote (cfg.json + {WEIGHTS_FILE})") from None
     return SAELensDictionary(sae, k)
@@ -194,7 +194,7 @@ def load_registry(release: str, sae_id: str, k: int) -> SAELensDictionary:
     try:
         sae = SAE.from_pretrained(release, sae_id, device="cpu", dtype="float32")
     except (OSError, ValueError, KeyError, RuntimeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise CocomixError(f"SAELens cannot fetch {release}/{sae_id} ({first}); download it where the hub "
                            f"is reachable and set sae.path to its folder") from None
     return SAELensDictionary(sae, k)

@@ -153,3 +153,12 @@ GROUP_KEYS: tuple[str, ...] = ("model", "data", "tokenizer", "objective", "mixer
 RESUME_NEUTRAL_KEYS: tuple[str, ...] = (
     "stop_at", "seeds", "arms", "only_arms", "summary_test_tokens", "baseline_arm", "reports",
 )
+
+# Keys added to the schema after cached teachers were first keyed by their resolved config: left
+# out of a cached teacher's identity while they hold their default, so adding them did not
+# retrain every cached teacher; a value set on purpose is part of the identity.
+IDENTITY_NEUTRAL_AT_DEFAULT: dict[str, Any] = {
+    "teacher.dtype": TeacherSchema.dtype,
+    "sae.release": SAESchema.release,
+    "sae.id": SAESchema.id,
+}

@@ -17,6 +17,12 @@ from cocomix.models import CocoMixLM
 from cocomix.registry import CocomixError
 
 
+def check_teacher_layer(layer: int, depth: int) -> None:
+    """``teacher.layer`` names the residual after one of the teacher's ``depth`` blocks."""
+    if not 0 <= layer < depth:
+        raise CocomixError(f"teacher.layer={layer} is outside the teacher ({depth} blocks): choose 0..{depth - 1}")
+
+
 def freeze(module: nn.Module) -> nn.Module:
     module.eval()
     module.requires_grad_(False)
@@ -35,15 +41,8 @@ class CocoLMTeacher(nn.Module):
         self.model_dim = model.model_dim
         self.vocab_size = int(model.config.vocab_size)
 
-    def _check(self, layer: int) -> None:
-        if not 0 <= layer < self.num_layers:
-            raise CocomixError(
-                f"teacher layer {layer} is outside the teacher ({self.num_layers} blocks): "
-                f"choose 0..{self.num_layers - 1}"
-            )
-
     def hidden_at(self, tokens: Tensor, layer: int) -> Tensor:
-        self._check(layer)
+        check_teacher_layer(layer, self.num_layers)
         layout = BatchLayout.of(tokens)
         h = self.model.embed(tokens, layout)
         return self.model.run_blocks(h, layout, 0, layer + 1)
@@ -55,7 +54,7 @@ class CocoLMTeacher(nn.Module):
             return self.model.project(self.model.run_blocks(self.model.embed(tokens, layout), layout, 0,
                                                             self.num_layers))
         with torch.no_grad():  # the blocks below the edit need no graph
-            h = self.hidden_at(tokens, layer)
+            h = self.hidden_at(tokens, layer)  # checks the layer
         h = edit(h)
         layout = BatchLayout.of(h)
         return self.model.project(self.model.run_blocks(h, layout, layer + 1, self.num_layers))

@@ -10,6 +10,7 @@ registers another with ``@TEACHER_SOURCES.register("name")`` on a ``TeacherSourc
 from __future__ import annotations
 
 import abc
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from cocomix.runtime.artifacts import DataArtifacts
 from cocomix.runtime.checkpoint import checkpoint_steps, load_model_config, load_trained_lm
 from cocomix.runtime.compose import ComposedRecipe, compose_recipe
 from cocomix.runtime.rundir import read_artifacts
-from cocomix.runtime.schema import RESUME_NEUTRAL_KEYS
+from cocomix.runtime.schema import IDENTITY_NEUTRAL_AT_DEFAULT, RESUME_NEUTRAL_KEYS
 from cocomix.runtime.teacher import CocoLMTeacher
 from cocomix.types import TeacherLM
 
@@ -83,15 +84,24 @@ class TeacherRun:
         return bool(steps) and steps[-1] >= self.steps
 
 
+def teacher_identity_config(resolved: dict[str, Any]) -> dict[str, Any]:
+    """What makes a cached teacher what it is: its resolved config without the keys that never
+    change a run, and without keys added later while at their default (``schema.py``), so adding
+    such a key to the schema does not retrain every cached teacher."""
+    config = {k: v for k, v in resolved.items() if k not in (*RESUME_NEUTRAL_KEYS, "description")}
+    for key, default in IDENTITY_NEUTRAL_AT_DEFAULT.items():
+        section, name = key.split(".")
+        if config.get(section, {}).get(name) == default:
+            config[section] = {k: v for k, v in config[section].items() if k != name}
+    return config
+
+
 def teacher_run(composed: ComposedRecipe, cache_dir: Path) -> TeacherRun:
     """The teacher run ``composed``'s ``teacher.recipe`` (with its overrides) asks for."""
     spec = composed.cfg.teacher
     overrides = [f"preset={composed.preset}", *spec.overrides]
     recipe = compose_recipe(str(spec.recipe), overrides)
-    # What makes the teacher what it is: its resolved config without the keys that never change
-    # a run (so adding such a key to the schema does not retrain every cached teacher).
-    resolved = recipe.resolved()
-    identity = cache_key({k: v for k, v in resolved.items() if k not in (*RESUME_NEUTRAL_KEYS, "description")})
+    identity = cache_key(teacher_identity_config(recipe.resolved()))
     run_dir = cache_dir / "teachers" / f"{str(spec.recipe).replace('/', '-')}-{identity}"
     return TeacherRun(str(spec.recipe), recipe, run_dir, identity, int(recipe.cfg.steps))
 
@@ -114,9 +124,15 @@ class RecipeTeacher(TeacherSource):
 
     def plan(self, composed: ComposedRecipe, *, reads_layer: bool = True) -> TeacherPlan | None:
         spec = composed.cfg.teacher
-        teacher = compose_recipe(str(spec.recipe), [f"preset={composed.preset}", *spec.overrides])
-        model = teacher.cfg.model
-        return TeacherPlan(int(model.model_dim), int(model.num_layers), f"recipe {spec.recipe}")
+        return _recipe_teacher_plan(str(spec.recipe), tuple(str(o) for o in spec.overrides), composed.preset)
+
+
+@functools.lru_cache(maxsize=64)
+def _recipe_teacher_plan(recipe: str, overrides: tuple[str, ...], preset: str) -> TeacherPlan:
+    """Composed once per distinct teacher: a study's dozens of runs share a handful, and every
+    run's preflight asks (composing is most of a ``--dry-run``'s time)."""
+    model = compose_recipe(recipe, [f"preset={preset}", *overrides]).cfg.model
+    return TeacherPlan(int(model.model_dim), int(model.num_layers), f"recipe {recipe}")
 
 
 @TEACHER_SOURCES.register("checkpoint")
@@ -143,25 +159,25 @@ class HFTeacherSource(TeacherSource):
     """Any Hugging Face causal LM: the folder or hub name ``teacher.path``, in ``teacher.dtype``."""
 
     def load(self, composed: ComposedRecipe, cache_dir: Path, data: DataArtifacts) -> LoadedTeacher:
-        from cocomix.runtime.hf_teacher import HFCausalLMTeacher, check_fits, resolve_teacher
+        from cocomix.runtime.hf_teacher import HFCausalLMTeacher, check_positions, resolve_teacher
         from cocomix.runtime.hf_tokenizer_check import check_student_tokenizer
 
         spec = composed.cfg.teacher
         source = resolve_teacher(str(spec.path))
         teacher = HFCausalLMTeacher(source, dtype=str(spec.dtype))
-        check_fits(teacher.shape, source, None, int(composed.cfg.train.seq_len))
+        check_positions(teacher.shape, source, int(composed.cfg.train.seq_len))
         check_student_tokenizer(source, teacher, data.tokenizer)
         identity = cache_key("hf", str(source.resolve()) if isinstance(source, Path) else source,
                              str(spec.dtype))
         return LoadedTeacher(teacher, identity, str(source))
 
     def plan(self, composed: ComposedRecipe, *, reads_layer: bool = True) -> TeacherPlan:
-        from cocomix.runtime.hf_teacher import check_fits, read_shape, resolve_teacher
+        from cocomix.runtime.hf_teacher import check_positions, read_shape, resolve_teacher
 
         spec = composed.cfg.teacher
         source = resolve_teacher(str(spec.path))
         shape = read_shape(source)
-        check_fits(shape, source, int(spec.layer) if reads_layer else None, int(composed.cfg.train.seq_len))
+        check_positions(shape, source, int(composed.cfg.train.seq_len))
         return TeacherPlan(shape.model_dim, shape.num_layers,
                            f"hf {source} ({shape.model_type}, {shape.num_layers} blocks, width "
                            f"{shape.model_dim}, vocab {shape.vocab_size}, {spec.dtype})")

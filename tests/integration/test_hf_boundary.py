@@ -96,5 +96,5 @@ def test_a_student_tokenizer_that_is_not_the_teachers_is_refused(hf_stand_ins: d
     overrides = [o for o in SMALL + bring_your_own(hf_stand_ins) if not o.startswith("tokenizer")]
     with pytest.raises(CocomixError, match="is not the teacher's .*set tokenizer=hf tokenizer.path="):
         run_recipe("pretrain/cocomix", [*overrides, "tokenizer.vocab_size=400"], tmp_path)
-    with pytest.raises(CocomixError, match="teacher.layer=7 is outside .* \\(4 blocks\\); choose 0..3"):
+    with pytest.raises(CocomixError, match="teacher.layer=7 is outside .* \\(4 blocks\\): choose 0..3"):
         dry_run("pretrain/cocomix", [*SMALL, *bring_your_own(hf_stand_ins), "teacher.layer=7"])

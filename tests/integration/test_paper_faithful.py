@@ -101,7 +101,8 @@ def test_mismatches_with_the_student_are_one_clear_error(stand_ins: dict[str, Pa
     from cocomix.concepts.sae import load_openai_sae
     from cocomix.data.tokenizer_loading import load_tokenizer
     from cocomix.runtime.concept_artifacts import _check_declared_sae
-    from cocomix.runtime.hf_teacher import HFCausalLMTeacher, check_fits, read_shape
+    from cocomix.runtime.hf_teacher import HFCausalLMTeacher, check_positions, read_shape
+    from cocomix.runtime.teacher import check_teacher_layer
     from cocomix.runtime.hf_tokenizer_check import check_student_tokenizer
 
     # GPT-2's folder on the hub holds its tokenizer: the stand-in gets GPT-2's own files too.
@@ -116,9 +117,9 @@ def test_mismatches_with_the_student_are_one_clear_error(stand_ins: dict[str, Pa
                                            "set tokenizer=hf tokenizer.path="):
         check_student_tokenizer(folder, teacher, load_tokenizer(spm_path))
     with pytest.raises(CocomixError, match="train.seq_len=128 exceeds .*max_position_embeddings=64"):
-        check_fits(read_shape(folder), folder, 5, 128)
-    with pytest.raises(CocomixError, match="teacher.layer=6 is outside .* \\(6 blocks\\); choose 0..5"):
-        check_fits(read_shape(folder), folder, 6, 64)
+        check_positions(read_shape(folder), folder, 128)
+    with pytest.raises(CocomixError, match="teacher.layer=6 is outside .* \\(6 blocks\\): choose 0..5"):
+        check_teacher_layer(6, read_shape(folder).num_layers)
     sae = load_openai_sae(stand_ins["sae"], expected_d_model=32)
     declared = SimpleNamespace(path=stand_ins["sae"], n_latents=1024, k=16)
     with pytest.raises(CocomixError, match="has 32768 latents and k=32.*set sae.n_latents=32768 sae.k=32"):
