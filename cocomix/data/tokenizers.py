@@ -129,6 +129,11 @@ class SentencePieceConfig:
     """Train on this registered corpus (its default options) instead of the run's data: a student
     on another domain must share its teacher's tokenizer (paper Fig. 4c, distribution shift)."""
 
+    @property
+    def needs_corpus(self) -> bool:
+        """Trained on a corpus (no ``model_file``): it exists only once the run's data is read."""
+        return not self.model_file
+
 
 def _training_options(config: SentencePieceConfig) -> dict[str, object]:
     """Everything that determines the trained model's bytes (and so goes into its cache key)."""

@@ -24,13 +24,12 @@ PROBE = (
 )
 
 
-def check_student_tokenizer(source: Path | str, teacher: HFCausalLMTeacher, student: Tokenizer) -> None:
-    """Refuse a student tokenizer that is not the teacher's; then restrict the teacher's logits to
-    the student's vocabulary (padding rows beyond it are never predicted)."""
-    if student.vocab_size > teacher.shape.vocab_size:
+def check_same_tokenizer(source: Path | str, teacher_vocab: int, student: Tokenizer) -> None:
+    """Refuse a student tokenizer that is not the teacher's (``teacher_vocab``: the rows of the
+    teacher's embedding, which may be padded beyond its tokenizer)."""
+    if student.vocab_size > teacher_vocab:
         raise CocomixError(f"the student's tokenizer ({student!r}) has {student.vocab_size} tokens, more than "
-                           f"the teacher {source} ({teacher.shape.vocab_size}); set tokenizer=hf "
-                           f"tokenizer.path={source}")
+                           f"the teacher {source} ({teacher_vocab}); set tokenizer=hf tokenizer.path={source}")
     try:
         theirs = load_hf(source)
     except CocomixError:
@@ -38,14 +37,19 @@ def check_student_tokenizer(source: Path | str, teacher: HFCausalLMTeacher, stud
     if theirs is None:
         print(f"teacher: {source} holds no tokenizer, so only the vocabulary size of the student's "
               f"({student.vocab_size}) was checked against it")
-    else:
-        if len(theirs) != student.vocab_size or student.encode(PROBE) != plain_ids(theirs, PROBE):
-            raise CocomixError(
-                f"the student's tokenizer ({student!r}) is not the teacher's ({source}: {len(theirs)} tokens; "
-                f"they encode the same text differently); teacher and student must share one: set "
-                f"tokenizer=hf tokenizer.path={source}"
-            )
+    elif len(theirs) != student.vocab_size or student.encode(PROBE) != plain_ids(theirs, PROBE):
+        raise CocomixError(
+            f"the student's tokenizer ({student!r}) is not the teacher's ({source}: {len(theirs)} tokens; "
+            f"they encode the same text differently); teacher and student must share one: set "
+            f"tokenizer=hf tokenizer.path={source}"
+        )
+
+
+def check_student_tokenizer(source: Path | str, teacher: HFCausalLMTeacher, student: Tokenizer) -> None:
+    """``check_same_tokenizer``, then restrict the teacher's logits to the student's vocabulary
+    (padding rows beyond it are never predicted)."""
+    check_same_tokenizer(source, teacher.shape.vocab_size, student)
     teacher.use_vocabulary(student.vocab_size)
 
 
-__all__ = ["PROBE", "check_student_tokenizer"]
+__all__ = ["PROBE", "check_same_tokenizer", "check_student_tokenizer"]

@@ -178,9 +178,28 @@ class HFTeacherSource(TeacherSource):
         source = resolve_teacher(str(spec.path))
         shape = read_shape(source)
         check_positions(shape, source, int(composed.cfg.train.seq_len))
+        name, options = composed.group("tokenizer")
+        if not getattr(options, "needs_corpus", False):  # built without training: check it now
+            _check_planned_tokenizer(source, shape.vocab_size, name, options)
         return TeacherPlan(shape.model_dim, shape.num_layers,
                            f"hf {source} ({shape.model_type}, {shape.num_layers} blocks, width "
                            f"{shape.model_dim}, vocab {shape.vocab_size}, {spec.dtype})")
+
+
+_CHECKED_TOKENIZERS: set[tuple[str, int, str, str]] = set()
+"""(teacher, its vocabulary, tokenizer, its options) pairs found to match in this process."""
+
+
+def _check_planned_tokenizer(source: Path | str, teacher_vocab: int, name: str, options: Any) -> None:
+    """The student's tokenizer against the teacher's before anything is built, once per (teacher,
+    tokenizer) in a process, though every planned run's preflight asks."""
+    from cocomix.registry import TOKENIZERS
+    from cocomix.runtime.hf_tokenizer_check import check_same_tokenizer
+
+    key = (str(source), teacher_vocab, name, repr(options))
+    if key not in _CHECKED_TOKENIZERS:
+        check_same_tokenizer(source, teacher_vocab, TOKENIZERS.build(name, options, corpus=None, cache_dir=None))
+        _CHECKED_TOKENIZERS.add(key)
 
 
 def _check_same_tokenizer(teacher_run_dir: Path, data: DataArtifacts) -> None:

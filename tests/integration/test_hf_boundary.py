@@ -98,3 +98,15 @@ def test_a_student_tokenizer_that_is_not_the_teachers_is_refused(hf_stand_ins: d
         run_recipe("pretrain/cocomix", [*overrides, "tokenizer.vocab_size=400"], tmp_path)
     with pytest.raises(CocomixError, match="teacher.layer=7 is outside .* \\(4 blocks\\): choose 0..3"):
         dry_run("pretrain/cocomix", [*SMALL, *bring_your_own(hf_stand_ins), "teacher.layer=7"])
+
+
+def test_a_foreign_tokenizer_is_refused_by_the_dry_run(hf_stand_ins: dict[str, Path], spm_path: Path) -> None:
+    """A tokenizer that is built without training (a model file, GPT-2's files, an HF folder) is
+    checked against the teacher's before anything is built; one trained on the corpus is checked
+    when the teacher is loaded (the test above)."""
+    overrides = [o for o in SMALL + bring_your_own(hf_stand_ins) if not o.startswith("tokenizer")]
+    with pytest.raises(CocomixError, match="has 50257 tokens, more than the teacher .* \\(400\\); set tokenizer=hf"):
+        dry_run("pretrain/cocomix", [*overrides, "tokenizer=gpt2_bpe"])
+    # The stand-in's tokenizer is this SentencePiece model converted (tests/conftest.py): the
+    # same ids through another implementation pass, as gpt2_bpe does for GPT-2.
+    assert "# teacher: hf " in dry_run("pretrain/cocomix", [*overrides, f"tokenizer.model_file={spm_path}"])
