@@ -133,3 +133,17 @@ def test_bad_teachers_are_one_clear_error(hf_dirs: dict[str, Path], tmp_path: Pa
         load_trained_lm(tmp_path)
     with pytest.raises(CocomixError, match="teacher's vocabulary \\(50257\\) differs"):
         check_teacher_vocab(50257, 8000)
+
+
+def test_gpt2s_gelu_new_runs_as_the_fused_kernel(hf_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """Same function, one kernel: logits agree with the checkpoint run as shipped to float rounding."""
+    from transformers import GPT2LMHeadModel
+
+    teacher = HFCausalLMTeacher(hf_dirs["gpt2"])
+    assert teacher.model.config.activation_function == "gelu_pytorch_tanh"
+    assert "gelu_new runs as PyTorch's fused tanh GELU" in capsys.readouterr().out
+    shipped = GPT2LMHeadModel.from_pretrained(hf_dirs["gpt2"]).eval()
+    assert shipped.config.activation_function == "gelu_new"
+    tokens = torch.randint(0, VOCAB, (2, 9), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        torch.testing.assert_close(teacher.logits(tokens), shipped(tokens).logits, rtol=1e-5, atol=1e-5)
