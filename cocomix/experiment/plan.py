@@ -117,7 +117,8 @@ def data_nodes(plans: list[PlannedRun]) -> list[str]:
         tokenizer, options = plan.composed.group("tokenizer")
         vocab = getattr(options, "vocab_size", None)
         source = getattr(options, "train_corpus", "") or data
-        nodes[f"# tokenizer: {tokenizer}" + (f", vocab {vocab}" if vocab else "") + f", trained on {source}"] = None
+        made = f"trained on {source}" if getattr(options, "needs_corpus", False) else "used as it is"
+        nodes[f"# tokenizer: {tokenizer}" + (f", vocab {vocab}" if vocab else "") + f", {made}"] = None
         nodes[f"# shards: {data} train and valid splits, tokenized by it"] = None
     return list(nodes)
 
