@@ -35,6 +35,9 @@ class Rule:
     meaning: str | Callable[[], str]
     """What the value must be, completing "<key>=<value> must be ..." (a callable for choices
     only known once plugins registered theirs)."""
+    only_if_present: bool = False
+    """An option of a registry group (``objective.lam``): checked when the chosen component has
+    it (``objective=ntp`` has no ``lam``)."""
 
     def describe(self) -> str:
         return self.meaning() if callable(self.meaning) else self.meaning
@@ -117,6 +120,13 @@ RULES: tuple[Rule, ...] = (
     positive("sae.batch_tokens", "number of tokens"),
     positive("sae.seq_len", "number of tokens"),
     seed_rule("sae.seed"),
+    # Options of the chosen components, where they have them (also checked by the components
+    # themselves when built outside a recipe; here they are caught before anything is built).
+    Rule("objective.lam", lambda v: _number(v) and v >= 0, "zero or more (the weight of the objective's "
+         "extra loss)", only_if_present=True),
+    Rule("objective.temperature", lambda v: _number(v) and v > 0, "a positive number", only_if_present=True),
+    Rule("concepts.k_attr", lambda v: isinstance(v, int) and v > 0, "a positive number of labels per token",
+         only_if_present=True),
 )
 
 
@@ -133,6 +143,8 @@ def check_values(cfg: Any) -> None:
             raise CocomixError(f"{key}={old} was renamed; use {key}={new}")
     for rule in RULES:
         value = OmegaConf.select(cfg, rule.key, default=None)
+        if value is None and rule.only_if_present:
+            continue
         if not rule.ok(value):
             raise CocomixError(f"{rule.key}={value!r} must be {rule.describe()}; fix {rule.key}")
     stop_at = cfg.get("stop_at")

@@ -31,8 +31,18 @@ def ntp() -> ComposedRecipe:
     return compose_recipe("pretrain/ntp", [])
 
 
+# Options of registry groups are judged on a recipe whose chosen component has them.
+WITH_OPTION = {"objective.lam": ("pretrain/ntp", ["objective=kd"]), "objective.temperature": ("pretrain/ntp", ["objective=kd"]),
+               "concepts.k_attr": ("pretrain/cocomix", [])}
+
+
+def recipe_with(key: str, ntp: ComposedRecipe) -> ComposedRecipe:
+    return compose_recipe(*WITH_OPTION[key]) if key in WITH_OPTION else ntp
+
+
 @pytest.mark.parametrize("rule", RULES, ids=[r.key for r in RULES])
 def test_each_rule_refuses_a_value_against_its_meaning(rule: object, ntp: ComposedRecipe) -> None:
+    ntp = recipe_with(rule.key, ntp)  # type: ignore[attr-defined]
     cfg = copy.deepcopy(ntp.cfg)
     value = bad_value(rule.describe())  # type: ignore[attr-defined]
     OmegaConf.update(cfg, rule.key, value)  # type: ignore[attr-defined]
@@ -52,6 +62,7 @@ NUMERIC = [r.key for r in RULES if not r.describe().startswith("one of")]
 def test_zero_negative_huge_and_nan_give_a_run_or_one_clear_error(key: str, ntp: ComposedRecipe) -> None:
     """A property over every numeric key: the preflight passes or says one thing, never raises
     anything else (a crash inside fairseq2, torch or numpy is what the rules exist to prevent)."""
+    ntp = recipe_with(key, ntp)
     for value in (0, -1, 10**12, 1e30, math.nan):
         cfg = copy.deepcopy(ntp.cfg)
         try:
@@ -82,6 +93,22 @@ def test_zero_negative_huge_and_nan_give_a_run_or_one_clear_error(key: str, ntp:
 def test_dry_run_refuses_what_used_to_crash_later(override: str, expected: str) -> None:
     with pytest.raises(CocomixError, match=re.escape(expected)):
         dry_run("pretrain/ntp", [override])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [  # issue 26: these passed --dry-run and failed after the tokenizer, teacher and SAE were built
+        (["objective.lam=-1"], "objective.lam=-1.0 must be zero or more (the weight of the objective's extra loss)"),
+        (["objective.lam=nan"], "objective.lam=nan must be zero or more"),  # was blamed on train.lr
+        (["concepts.k_attr=0"], "concepts.k_attr=0 must be a positive number of labels per token"),
+        (["objective=kd", "mixer=none", "concepts=none", "objective.temperature=0"],
+         "objective.temperature=0.0 must be a positive number"),
+    ],
+)
+def test_component_options_are_judged_by_the_dry_run(overrides: list[str], expected: str) -> None:
+    with pytest.raises(CocomixError, match=re.escape(expected)):
+        dry_run("pretrain/cocomix", overrides)
+    dry_run("pretrain/ntp", [])  # a component without the option is not asked for it
 
 
 def test_zero_max_grad_norm_turns_clipping_off() -> None:
