@@ -129,9 +129,16 @@ class RecipeTeacher(TeacherSource):
 
 @functools.lru_cache(maxsize=64)
 def _recipe_teacher_plan(recipe: str, overrides: tuple[str, ...], preset: str) -> TeacherPlan:
-    """Composed once per distinct teacher: a study's dozens of runs share a handful, and every
-    run's preflight asks (composing is most of a ``--dry-run``'s time)."""
-    model = compose_recipe(recipe, [f"preset={preset}", *overrides]).cfg.model
+    """Composed and checked once per distinct teacher: a study's dozens of runs share a handful,
+    and every run's preflight asks (composing is most of a ``--dry-run``'s time)."""
+    from cocomix.runtime.recipe import check_schedule
+
+    teacher = compose_recipe(recipe, [f"preset={preset}", *overrides])
+    try:  # the teacher's own values, before anything is built (it is trained only later)
+        check_schedule(teacher.cfg)
+    except CocomixError as err:
+        raise CocomixError(f"the teacher {recipe} (with teacher.overrides={list(overrides)}): {err}") from None
+    model = teacher.cfg.model
     return TeacherPlan(int(model.model_dim), int(model.num_layers), f"recipe {recipe}")
 
 

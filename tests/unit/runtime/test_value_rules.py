@@ -103,6 +103,9 @@ def test_dry_run_refuses_what_used_to_crash_later(override: str, expected: str) 
         (["concepts.k_attr=0"], "concepts.k_attr=0 must be a positive number of labels per token"),
         (["objective=kd", "mixer=none", "concepts=none", "objective.temperature=0"],
          "objective.temperature=0.0 must be a positive number"),
+        # The teacher's own values, named as the teacher's (it failed after the shards were built).
+        (["teacher.overrides=['steps=6']"],
+         "the teacher pretrain/teacher (with teacher.overrides=['steps=6']): train.warmup_steps=20 must be below steps=6"),
     ],
 )
 def test_component_options_are_judged_by_the_dry_run(overrides: list[str], expected: str) -> None:
