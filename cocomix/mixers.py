@@ -205,12 +205,14 @@ class AddMixer(Mixer):
         return x
 
 
+PAUSE_INIT_STD = 0.02
+"""Std of the pause vector's N(0, std) init (GPT-2's embedding init)."""
+
+
 @dataclass(frozen=True)
 class PauseMixerConfig:
-    """Options of the ``pause`` mixer."""
-
-    init_std: float = 0.02
-    """Std of the pause vector's N(0, std) init (GPT-2's embedding init)."""
+    """``pause`` has no options: a ``mixer.init_std`` used to compose and show in ``--dry-run``
+    but could not be set and never reached the mixer (the model builds mixers from its name)."""
 
 
 @MIXERS.register("pause", PauseMixerConfig)
@@ -242,7 +244,7 @@ class PauseMixer(Mixer):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.normal_(self.pause, mean=0.0, std=self.config.init_std)
+        nn.init.normal_(self.pause, mean=0.0, std=PAUSE_INIT_STD)
 
     def mix(self, h: Tensor, concept: Tensor | None) -> Tensor:
         return interleave_slots(h, self.pause.to(h.dtype).expand_as(h))

@@ -8,8 +8,9 @@ clipping norm trained uphill). ``check_values`` runs in the preflight (``runtime
 so ``--dry-run`` and every launch apply it. Each failure is one ``CocomixError`` naming the key,
 the value, what it must be, and the fix.
 
-Components chosen from a registry (``model=``, ``data=``, ``objective=`` ...) check their own
-options where they are built; cross-key rules (warmup below steps, intervals as multiples of
+Options of components chosen from a registry are judged here too where the chosen component
+has them (``objective.lam``); the components also check their options where they are built,
+for use outside a recipe; cross-key rules (warmup below steps, intervals as multiples of
 ``log_every``) live in ``runtime/recipe.py:check_schedule``, which runs after these.
 """
 

@@ -74,3 +74,20 @@ def test_pause_vector_is_learnable_and_in_the_state_dict() -> None:
     torch.testing.assert_close(mixer.pause.grad, torch.full((256,), 8.0))
     with pytest.raises(CocomixError, match="model_dim"):
         PauseMixer(None, 0)
+
+
+def test_no_mixer_option_can_be_accepted_and_ignored() -> None:
+    """The model builds its mixer from the name alone (``CocoLMConfig.mixer``), so a mixer option
+    would compose, show in --dry-run and change nothing: no built-in mixer has one, and setting
+    one is refused (issue 26: ``mixer.init_std`` was listed, unsettable and unused)."""
+    import dataclasses
+
+    from cocomix.experiment import dry_run
+    from cocomix.registry import MIXERS, CocomixError
+    from cocomix.runtime.builtins import load_builtins
+
+    load_builtins()
+    for name in MIXERS.names():
+        assert dataclasses.fields(MIXERS.get(name).config_cls) == (), name
+    with pytest.raises(CocomixError, match="unknown key 'mixer.init_std'"):
+        dry_run("pretrain/ntp", ["mixer=pause", "mixer.init_std=0.05"])
