@@ -3,6 +3,7 @@ its folder under its lock, then the recipe's summary and reports."""
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -49,6 +50,12 @@ def run_recipe(recipe: str, overrides: list[str], runs_dir: Path) -> list[RunDir
     owner = is_rank_zero()
     for plan in plans:
         run_dir = RunDir.of(runs_dir, recipe, plan.arm, plan.seed)
+        if owner and _finished(plan, run_dir) and not os.access(run_dir.path, os.W_OK):
+            # A finished run in a read-only folder: nothing to write, so no lock to take.
+            run_dir.check_same_config(plan.composed.resolved())
+            _say_finished(plan, run_dir)
+            done.append(run_dir)
+            continue
         with RunLock(run_dir.path) if owner else nullcontext():
             try:
                 _run_one(plan, run_dir, cache_dir, owner=owner)
@@ -75,13 +82,17 @@ def _finished(plan: PlannedRun, run_dir: RunDir) -> bool:
     return plan.composed.cfg.task == "lm" and last is not None and last >= target
 
 
+def _say_finished(plan: PlannedRun, run_dir: RunDir) -> None:
+    print(f"[{plan.arm}/seed{plan.seed}] already at step {run_dir.last_checkpoint_step()}; nothing to do")
+
+
 def _run_one(plan: PlannedRun, run_dir: RunDir, cache_dir: Path, *, owner: bool) -> None:
     """Train one (arm, seed) into its folder, or say that it is already done."""
     label = f"[{plan.arm}/seed{plan.seed}]"
     resuming = run_dir.prepare(plan.composed.resolved(), owner=owner)
     last = run_dir.last_checkpoint_step()
     if _finished(plan, run_dir):
-        print(f"{label} already at step {last}; nothing to do")
+        _say_finished(plan, run_dir)
         return
     if resuming:
         print(f"{label} resuming from step {last} in {run_dir.path}")

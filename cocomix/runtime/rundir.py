@@ -18,6 +18,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,56 @@ class RunDir:
         """Highest step with a complete checkpoint (fairseq2 writes `step_N` only when done)."""
         return max(checkpoint_steps(self.path), default=None)
 
+    def check_same_config(self, resolved: dict[str, Any]) -> bool:
+        """Whether ``config.yaml`` differs from ``resolved`` (keys added to the schema since count
+        as their defaults); a difference in a folder with a checkpoint is refused. Reads only."""
+        stored = yaml.safe_load(self.config_file.read_text()) or {}
+        diff = config_diff(_comparable(with_added_defaults(stored, resolved)), _comparable(resolved))
+        if diff and self.last_checkpoint_step() is not None:
+            shown = "; ".join(diff[:5]) + ("; ..." if len(diff) > 5 else "")
+            raise CocomixError(
+                f"{self.path} holds a run with a different config ({shown}); "
+                f"to start fresh, delete that folder or pass another --runs-dir"
+            )
+        return bool(diff)
+
+    def logged_step(self) -> int | None:
+        """The last step the run's metrics logged (train or valid), whether or not a checkpoint
+        of it survives."""
+        steps = []
+        for name in ("train.jsonl", "valid.jsonl"):
+            path = self.path / "metrics" / name
+            if path.is_file():
+                for line in path.read_text().splitlines():
+                    try:
+                        steps.append(int(json.loads(line)["Step"]))
+                    except (ValueError, KeyError, TypeError):
+                        continue  # a line cut by a crash: the other lines still say how far it got
+        return max(steps, default=None)
+
+    def _set_aside_checkpointless_metrics(self, resolved: dict[str, Any]) -> None:
+        """No checkpoint, but metrics: a run that lost its checkpoints is refused (retraining would
+        log every step a second time); an attempt that ended before its first checkpoint is
+        trained again after saying so, its metrics and event files moved aside, never mixed in."""
+        logged = self.logged_step()
+        if logged is None:
+            return
+        first_checkpoint = min(int(resolved.get("checkpoint_every") or logged + 1),
+                               int(resolved.get("stop_at") or resolved.get("steps") or logged + 1))
+        if logged >= first_checkpoint:
+            raise CocomixError(
+                f"{self.path} logged training up to step {logged} but holds no checkpoint (was "
+                f"checkpoints/ deleted?), so it cannot resume; restore its checkpoints/, or delete "
+                f"{self.path} to train it again from scratch"
+            )
+        aside = self.path / f"attempt-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside.mkdir()
+        for name in ("metrics", "tb"):
+            if (self.path / name).exists():
+                (self.path / name).rename(aside / name)
+        print(f"{self.path}: an earlier attempt logged {logged} step(s) but saved no checkpoint; "
+              f"training again from step 0 (its metrics are in {aside.name}/)")
+
     def prepare(self, resolved: dict[str, Any], *, owner: bool = True) -> bool:
         """Create the folder or check it holds the same experiment. Returns True on resume.
 
@@ -87,19 +138,12 @@ class RunDir:
             raise CocomixError(f"run folder {self.path} is not writable; pass a writable --runs-dir")
         has_checkpoint = self.last_checkpoint_step() is not None
         if self.config_file.exists():
-            stored = yaml.safe_load(self.config_file.read_text()) or {}
-            previous = with_added_defaults(stored, resolved)
-            diff = config_diff(_comparable(previous), _comparable(resolved))
-            if diff and has_checkpoint:
-                shown = "; ".join(diff[:5]) + ("; ..." if len(diff) > 5 else "")
-                raise CocomixError(
-                    f"{self.path} holds a run with a different config ({shown}); "
-                    f"to start fresh, delete that folder or pass another --runs-dir"
-                )
-            if diff:
+            if self.check_same_config(resolved):
                 # An attempt that failed before its first checkpoint holds nothing to resume:
                 # it must not block the corrected command.
                 print(f"{self.path}: replacing the config of an earlier attempt that saved no checkpoint")
+            if not has_checkpoint:
+                self._set_aside_checkpointless_metrics(resolved)
         elif has_checkpoint:
             raise CocomixError(
                 f"{self.path} holds checkpoints but no config.yaml, so they cannot be checked "

@@ -58,3 +58,39 @@ def test_checkpoints_without_a_config_are_refused(tmp_path: Path) -> None:
     with pytest.raises(CocomixError, match="holds checkpoints but no config.yaml.*restore its config.yaml"):
         run.prepare({"steps": 4, "train": {"lr": 1.0}})
     assert not run.config_file.exists()  # nothing written: the folder is as it was
+
+
+def log_steps(run: RunDir, *steps: int) -> None:
+    import json
+
+    (run.path / "metrics").mkdir(exist_ok=True)
+    lines = [json.dumps({"Step": step, "Loss": 1.0}) for step in steps]
+    (run.path / "metrics" / "valid.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_a_run_that_lost_its_checkpoints_is_refused_not_retrained(tmp_path: Path) -> None:
+    """Issue 26: a finished run whose checkpoints/ was deleted retrained from scratch without a
+    word and logged every step a second time beside the old ones."""
+    run = run_dir(tmp_path)
+    config = {"steps": 4, "checkpoint_every": 2}
+    run.prepare(config)
+    log_steps(run, 2, 4)  # it trained, and checkpointed at step 2 at least
+    before = (run.path / "metrics" / "valid.jsonl").read_text()
+    with pytest.raises(CocomixError, match="logged training up to step 4 but holds no checkpoint .*restore its "
+                                           "checkpoints/, or delete .* to train it again from scratch"):
+        run.prepare(config)
+    assert (run.path / "metrics" / "valid.jsonl").read_text() == before  # nothing changed
+
+
+def test_an_attempt_before_its_first_checkpoint_is_set_aside_and_trained_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = run_dir(tmp_path)
+    config = {"steps": 10, "checkpoint_every": 5}
+    run.prepare(config)
+    log_steps(run, 1, 2, 3)  # e.g. killed at step 3, before the step-5 checkpoint
+    assert run.prepare(config) is False
+    assert "an earlier attempt logged 3 step(s) but saved no checkpoint; training again" in capsys.readouterr().out
+    assert not (run.path / "metrics").exists()  # the new attempt logs into an empty metrics/
+    (aside,) = run.path.glob("attempt-*")
+    assert (aside / "metrics" / "valid.jsonl").is_file()  # the old lines are kept, apart
