@@ -58,9 +58,47 @@ def _grammar_line(override: str, hydra_text: str, origin: str) -> str:
     key = override_key(override)
     if "=" not in override and not override.startswith("~"):
         return f"{origin} `{override}` is not key=value; write {key}=VALUE"
+    unbalanced = _unbalanced_bracket(override.split("=", 1)[1] if "=" in override else "")
+    if unbalanced:
+        return f"{origin} `{override}` cannot be parsed: {unbalanced}"
     detail = hydra_text.splitlines()[0] if hydra_text else "cannot be parsed"
     detail = re.sub(r"^Error parsing override '.*'$", "cannot be parsed", detail)
     return f"{origin} `{override}` cannot be parsed ({detail}); {QUOTING_HINT}"
+
+
+_CLOSING = {"[": "]", "{": "}", "(": ")"}
+
+
+def _unbalanced_bracket(value: str) -> str | None:
+    """`<problem>; <fix>` for a value whose brackets (outside quotes) do not pair up, else None.
+
+    `seeds=[0,` is most often `seeds=[0, 1]` typed without quotes: the shell split it at the
+    space and passed `seeds=[0,` and `1]` as two overrides. With a quote left open the brackets
+    cannot be judged, and the generic message stands."""
+    stack: list[str] = []
+    quote = None
+    escaped = False
+    for char in value:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif char in _CLOSING:
+            stack.append(char)
+        elif char in _CLOSING.values():
+            if not stack or _CLOSING[stack[-1]] != char:
+                opened = f"'{stack[-1]}' is still open" if stack else "no bracket is open"
+                return f"'{char}' closes no bracket ({opened}); remove it or fix the pairing"
+            stack.pop()
+    if quote or not stack:
+        return None
+    return (f"unclosed bracket '{stack[-1]}'; close it with '{_CLOSING[stack[-1]]}' (and quote an "
+            f"override whose value has spaces, or the shell splits it there)")
 
 
 def read_recipe_yaml(path: Path, *, is_recipe: bool = True) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def test_a_bad_recipe_file_is_one_line_naming_it(recipes: Path, text: str, expec
     [
         ("steps", "override `steps` is not key=value; write steps=VALUE"),
         ("teacher.overrides=[steps=4]", "override `teacher.overrides=[steps=4]` cannot be parsed"),
-        ("train.lr=[1", "override `train.lr=[1` cannot be parsed (no viable alternative"),
+        ("seeds=[0,,1]", "override `seeds=[0,,1]` cannot be parsed (no viable alternative"),
         ("plugins=x'", "override `plugins=x'` cannot be parsed"),
     ],
 )
@@ -66,6 +66,28 @@ def test_a_command_line_grammar_error_quotes_the_override(override: str, expecte
     assert expected in str(info.value)
     if "=" in override:
         assert "quote values that contain '='" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        # `seeds=[0, 1]` typed without quotes: the shell passes `seeds=[0,` and `1]`.
+        ("seeds=[0,", "override `seeds=[0,` cannot be parsed: unclosed bracket '['; close it with ']' "
+                      "(and quote an override whose value has spaces, or the shell splits it there)"),
+        ("train.lr=[1", "override `train.lr=[1` cannot be parsed: unclosed bracket '['; close it with ']'"),
+        ("seeds=[[0,1]", "unclosed bracket '['"),
+        ("teacher.overrides=['steps=4'", "unclosed bracket '['"),
+        ("teacher.overrides=['a]'", "unclosed bracket '['"),  # a bracket inside quotes does not close
+        ("seeds=0]", "override `seeds=0]` cannot be parsed: ']' closes no bracket (no bracket is open); "
+                     "remove it or fix the pairing"),
+        ("seeds=[0}", "'}' closes no bracket ('[' is still open)"),
+    ],
+)
+def test_an_unbalanced_bracket_is_named_not_blamed_on_quoting(override: str, expected: str) -> None:
+    with pytest.raises(CocomixError) as info:
+        compose_recipe("pretrain/ntp", [override])
+    assert expected in str(info.value)
+    assert "quote values that contain" not in str(info.value)
 
 
 def test_the_quoted_form_the_hint_suggests_composes() -> None:
