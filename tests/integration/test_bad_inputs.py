@@ -198,6 +198,7 @@ CASES: list[tuple[str, Callable[[World], list[str]], str]] = [
     ("empty data file", lambda w: w.local("zero.txt", b""), "zero.txt is empty (0 bytes); give it text or remove it from data.files"),
     ("NUL bytes", lambda w: w.local("nul.txt", b"\x00" * 4096), "nul.txt line 1 contains NUL bytes, so it is not a text file"),
     ("malformed JSONL", lambda w: w.local("bad.jsonl", b'{"text": "a"}\n{"text": "b"\n'), "bad.jsonl line 2 is not valid JSON (Expecting ',' delimiter, column 1)"),
+    ("JSONL text that is not a string", lambda w: w.local("number.jsonl", b'{"text": "a"}\n{"text": 5}\n'), "number.jsonl line 2: field 'text' holds a JSON number (5), not a string; write every record's 'text' as a string"),
     ("unclosed bracket in an override", lambda w: w.into_finished_run(w.ntp("seeds=[0,")), "override `seeds=[0,` cannot be parsed: unclosed bracket '['; close it with ']'"),
 ]
 

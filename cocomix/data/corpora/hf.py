@@ -118,8 +118,11 @@ def hf_offline() -> Iterator[None]:
                 os.environ[name] = value
 
 
-def load_local(files: list[Path], builder: str, **kwargs: Any) -> Any:
-    """``datasets.load_dataset(builder, data_files=files, split="train")``, offline."""
+def load_local(files: list[Path], builder: str, *, text_field: str | None = None, **kwargs: Any) -> Any:
+    """``datasets.load_dataset(builder, data_files=files, split="train")``, offline.
+
+    ``text_field``: the field that holds the text, so that a failure caused by a record whose
+    text is not a string names that line."""
     import datasets
 
     for f in files:
@@ -137,13 +140,13 @@ def load_local(files: list[Path], builder: str, **kwargs: Any) -> Any:
             )
         except Exception as err:  # Arrow/JSON parse errors: name the file and line, keep the cause
             names = ", ".join(str(f) for f in files)
-            found = next((p for p in map(lambda f: unreadable_because(f, builder), files) if p), None)
+            found = next((p for p in (unreadable_because(f, builder, text_field) for f in files) if p), None)
             raise CocomixError(found or f"could not read {names} as {builder}: {err}") from err
         finally:
             hf_log.setLevel(level)
 
 
-def unreadable_because(path: Path, builder: str) -> str | None:
+def unreadable_because(path: Path, builder: str, text_field: str | None = None) -> str | None:
     """Why ``datasets`` failed on ``path``, down to the line (run only after it failed)."""
     if path.stat().st_size == 0:
         return f"{path} is empty (0 bytes); give it text or remove it from data.files"
@@ -163,16 +166,78 @@ def unreadable_because(path: Path, builder: str) -> str | None:
                 if not isinstance(record, dict):
                     return (f"{path} line {number} holds a JSON {type(record).__name__}, not an "
                             f"object; each line of a .jsonl file must be one JSON object")
+                value = record.get(text_field) if text_field else None
+                if value is not None and not isinstance(value, str):
+                    return _not_text_line(path, number, str(text_field), value)
     return None
 
 
-def text_column(dataset: Any, field: str, where: str) -> None:
-    """Fail clearly when the records have no ``field``."""
+TEXT_DTYPES = ("string", "large_string", "null")
+"""Arrow types of a text column (``null``: every record lacks the text, so all are empty)."""
+
+
+def text_column(dataset: Any, field: str, where: str, *, json_lines: Path | None = None) -> None:
+    """Fail clearly when the records have no ``field``, or when it holds something other than
+    text (a number, a list, an object): one line naming the file and, for JSON lines
+    (``json_lines``), the first line at fault. A text column costs nothing more to check."""
     if field not in dataset.column_names:
         raise CocomixError(
             f"{where} has no field {field!r}; its fields: {', '.join(dataset.column_names)}. "
             f"Set data.text_field"
         )
+    if getattr(dataset.features[field], "dtype", None) in TEXT_DTYPES:
+        return
+    if json_lines is not None:
+        found = _first_non_text_line(json_lines, field)
+        if found is not None:
+            raise CocomixError(_not_text_line(json_lines, found[0], field, found[1]))
+    row, value = next(((r, v) for r, v in enumerate(iter_texts(dataset, field))
+                       if v is not None and not isinstance(v, str)), (None, None))
+    if row is None:
+        raise CocomixError(f"{where}: field {field!r} holds {dataset.features[field]}, not text; "
+                           f"{_not_text_fix(field)}")
+    raise CocomixError(f"{where} record {row + 1}: field {field!r} holds a {_json_kind(value)} "
+                       f"({_short(value)}), not a string; {_not_text_fix(field)}")
+
+
+def _not_text_line(path: Path, number: int, field: str, value: Any) -> str:
+    return (f"{path} line {number}: field {field!r} holds a JSON {_json_kind(value)} "
+            f"({_short(value)}), not a string; {_not_text_fix(field)}")
+
+
+def _not_text_fix(field: str) -> str:
+    return (f"write every record's {field!r} as a string, or set data.text_field to the field that "
+            f"holds the text")
+
+
+def _first_non_text_line(path: Path, field: str) -> tuple[int, Any] | None:
+    """(line number, value) of the first JSON line whose ``field`` is neither a string nor
+    missing; None when there is none or the file is one JSON document rather than JSON lines."""
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                return None
+            value = record.get(field) if isinstance(record, dict) else None
+            if value is not None and not isinstance(value, str):
+                return number, value
+    return None
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return {list: "array", dict: "object"}.get(type(value), type(value).__name__)
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = json.dumps(value) if isinstance(value, bool | int | float | list | dict) else repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def iter_texts(dataset: Any, field: str, batch_size: int = 1000) -> Iterator[str | None]:

@@ -62,8 +62,9 @@ class LocalTextCorpus(Corpus):
             data = []
             for path, builder in zip(self.files, self.builders, strict=True):
                 kwargs = {"sample_by": self.config.sample_by} if builder == "text" else {}
-                dataset = load_local([path], builder, **kwargs)
-                text_column(dataset, self.config.text_field, str(path))
+                dataset = load_local([path], builder, text_field=self.config.text_field, **kwargs)
+                text_column(dataset, self.config.text_field, str(path),
+                            json_lines=path if builder == "json" else None)
                 data.append(dataset)
             self._data = data
         return self._data

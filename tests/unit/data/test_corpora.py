@@ -274,6 +274,42 @@ def test_local_errors_name_the_file(tmp_path: Path, local_files: dict[str, Path]
         build_corpus("local")
 
 
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        # A number among strings ({"text": 5}) was an AttributeError from `text.strip()`.
+        (['{"text": "a"}', '{"text": 5}'], "line 2: field 'text' holds a JSON number (5), not a string"),
+        (['{"text": 5}', '{"text": 6}'], "line 1: field 'text' holds a JSON number (5), not a string"),
+        (['{"text": "a"}', '', '{"text": ["a", "b"]}'], 'line 3: field \'text\' holds a JSON array (["a", "b"]), not a string'),
+        (['{"text": "a"}', '{"text": {"b": 1}}'], "line 2: field 'text' holds a JSON object ({\"b\": 1}), not a string"),
+        (['{"text": "a"}', '{"text": true}'], "line 2: field 'text' holds a JSON boolean (true), not a string"),
+    ],
+)
+def test_local_jsonl_text_that_is_not_a_string_names_the_line(
+    tmp_path: Path, lines: list[str], expected: str
+) -> None:
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(CocomixError) as info:
+        list(build_corpus("local", LocalTextConfig(files=[str(path)])).documents("train"))
+    assert str(info.value) == (f"{path} {expected}; write every record's 'text' as a string, or set "
+                               f"data.text_field to the field that holds the text")
+
+
+def test_local_parquet_text_that_is_not_a_string_names_the_record(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "numbers.parquet"
+    pq.write_table(pa.table({"text": [3, 4]}), path)
+    with pytest.raises(CocomixError, match=r"numbers.parquet record 1: field 'text' holds a number \(3\), not a string"):
+        list(build_corpus("local", LocalTextConfig(files=[str(path)])).documents("train"))
+    # A missing text (null) is an empty document, as before: dropped, not refused.
+    kept = tmp_path / "with_null.jsonl"
+    kept.write_text('{"text": "one document"}\n{"text": null}\n{"text": "another"}\n')
+    assert len(list(build_corpus("local", LocalTextConfig(files=[str(kept)], valid_fraction=0.0)).documents("train"))) == 2
+
+
 # ---------------------------------------------------------------------------------- HF loaders
 
 
