@@ -46,10 +46,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def body(args: argparse.Namespace) -> int:
     import torch
 
-    from cocomix.analysis.steering import require_steerable, steer_generate
+    from cocomix.analysis.steering import require_finite_scale, require_steerable, steer_generate
     from cocomix.eval.loading import load_run
     from cocomix.registry import CocomixError
 
+    require_finite_scale(args.scale, "--scale")  # before the run is loaded
     run = load_run(args.run, step=args.step, tokenizer=args.tokenizer)
     require_steerable(run.model, args.run)
     ids = run.tokenizer.encode(args.prompt)

@@ -15,10 +15,16 @@ both statements.
 Both generations use the same ``torch.Generator`` seed, so with sampling every difference comes
 from the steering. ``topk_hits`` reports at how many positions the concept was among the k kept
 concepts, with and without steering: a direct check that the intervention did something.
+
+A scale must be finite (``require_finite_scale``): NaN or infinity makes the concept logits, and
+so the next-token logits, NaN (greedy decoding then picks token 0, sampling fails). A finite scale
+so large that the model overflows is refused the same way, from a forward pass on the prompt
+before generating, and from the positions generated.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +55,16 @@ class SteeringResult:
     scale: float
     unsteered: Generation
     steered: Generation
+
+
+def require_finite_scale(scale: float, option: str = "scale") -> float:
+    """``scale`` as a float, or one error for NaN and infinity (see the module doc)."""
+    if not math.isfinite(scale):
+        raise CocomixError(
+            f"{option} {scale} is not a finite number; give a finite logit multiplier "
+            f"(1 = no change; the paper uses -10..10)"
+        )
+    return float(scale)
 
 
 def require_concept_head(model: CocoMixLM, where: Path | str = "this model") -> torch.nn.Module:
@@ -100,8 +116,21 @@ def topk_hits(model: CocoMixLM, tokens: Tensor, concept: int) -> int:
     out = model.forward_lm(tokens)
     if out.concept_logits is None:
         raise CocomixError("the model returned no concept logits")
+    _require_finite_output(model, out.logits)
     top = torch.topk(out.concept_logits, int(model.config.concept_topk), dim=-1).indices
     return int((top == concept).any(-1).sum())
+
+
+def _require_finite_output(model: CocoMixLM, logits: Tensor) -> None:
+    """Steering so strong that the model overflows gives NaN logits: refuse rather than decode."""
+    head = model.concept_head
+    steer = getattr(head, "steer", None)
+    if steer is not None and not bool(torch.isfinite(logits).all()):
+        concept, scale = steer
+        raise CocomixError(
+            f"concept {concept} x {scale:g} overflows the model (its next-token logits are not "
+            f"finite); use a smaller scale (the paper uses -10..10)"
+        )
 
 
 def _generate(model: CocoMixLM, prompt: Tensor, max_new_tokens: int, *, greedy: bool,
@@ -125,11 +154,14 @@ def steer_generate(
     seed: int = 0,
 ) -> SteeringResult:
     """Unsteered and steered continuations of ``prompt`` (1, P), from the same seed."""
+    scale = require_finite_scale(scale)
     head = require_steerable(model)
     if not 0 <= concept < head.num_concepts:
         raise CocomixError(f"concept id {concept} is outside 0..{head.num_concepts - 1}")
     if prompt.ndim != 2 or prompt.size(0) != 1:
         raise CocomixError(f"prompt must have shape (1, P), got {tuple(prompt.shape)}")
+    with steering(model, concept, scale), torch.no_grad():  # an overflow, before sampling from NaN
+        _require_finite_output(model, model.forward_lm(prompt).logits)
     runs = {}
     for name, setting in (("unsteered", None), ("steered", concept)):
         with steering(model, setting, scale):

@@ -125,6 +125,27 @@ def test_cli_error_is_one_line(ntp_run: Path) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("greedy", [False, True])
+@pytest.mark.parametrize("scale", ["nan", "inf", "-inf"])
+def test_steer_refuses_a_non_finite_scale_before_loading_the_run(
+    concept_run: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    scale: str, greedy: bool,
+) -> None:
+    # Before: nan with sampling was a traceback, with --greedy a "steered" text of unknown tokens;
+    # inf printed the unsteered text.
+    import cocomix.eval.loading as loading
+
+    monkeypatch.setattr(loading, "load_run", lambda *_, **__: pytest.fail("the run was loaded"))
+    argv = [str(concept_run), "--prompt", "The ship sailed", "--concept", "3", f"--scale={scale}",
+            "--max-new-tokens", "4", *(["--greedy"] if greedy else [])]
+    capsys.readouterr()
+    assert tool("steer").main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --scale {scale} is not a finite number; give a finite logit multiplier "
+        f"(1 = no change; the paper uses -10..10)"
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "option", "target", "expected"),
     [

@@ -81,3 +81,23 @@ def test_errors() -> None:
         steer_generate(model_with_head(), PROMPT, concept=12, scale=2.0, max_new_tokens=2)
     with pytest.raises(CocomixError, match="concept prediction only"):
         steer_generate(model_with_head("none"), PROMPT, concept=1, scale=2.0, max_new_tokens=2)
+
+
+@pytest.mark.parametrize("greedy", [True, False])
+@pytest.mark.parametrize("scale", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_scale_is_refused(scale: float, greedy: bool) -> None:
+    # Before: NaN logits, so greedy decoding "steered" to token 0 and sampling raised in torch.
+    model = model_with_head()
+    with pytest.raises(CocomixError, match=r"scale -?(nan|inf) is not a finite number; give a finite"):
+        steer_generate(model, PROMPT, concept=5, scale=scale, max_new_tokens=4, greedy=greedy)
+    assert model.concept_head.steer is None
+
+
+@pytest.mark.parametrize("greedy", [True, False])
+def test_a_finite_scale_that_overflows_the_model_is_refused(greedy: bool) -> None:
+    model = model_with_head()
+    with pytest.raises(CocomixError, match=r"concept 5 x 1e\+30 overflows the model .*use a smaller scale"):
+        steer_generate(model, PROMPT, concept=5, scale=1e30, max_new_tokens=4, greedy=greedy)
+    assert model.concept_head.steer is None
+    # A large scale the model still computes with is kept (the paper's range is -10..10).
+    steer_generate(model, PROMPT, concept=5, scale=1e4, max_new_tokens=4, greedy=greedy)
