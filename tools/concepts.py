@@ -52,7 +52,7 @@ def body(args: argparse.Namespace) -> int:
         raise CocomixError("--top and --examples must be >= 1")
     run = load_run(args.run, step=args.step)
     require_concept_head(run.model, args.run)
-    per_token = predicted_concepts(run.model, run.tokenizer, args.text, args.top)
+    per_token = predicted_concepts(run.model, run.tokenizer, args.text, args.top, context=run.seq_len)
     if "valid_shard" not in run.artifacts:
         raise missing_artifact(args.run, "valid_shard", "rerun it with the current runtime")
     teacher, sae, layer = load_concept_artifacts(run.artifacts, args.run)

@@ -46,7 +46,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def body(args: argparse.Namespace) -> int:
     import torch
 
-    from cocomix.analysis.steering import require_finite_scale, require_steerable, steer_generate
+    from cocomix.analysis.steering import (
+        require_finite_scale,
+        require_fits_context,
+        require_steerable,
+        steer_generate,
+    )
     from cocomix.eval.loading import load_run
     from cocomix.registry import CocomixError
 
@@ -56,11 +61,15 @@ def body(args: argparse.Namespace) -> int:
     ids = run.tokenizer.encode(args.prompt)
     if not ids:
         raise CocomixError("the prompt encodes to no tokens")
-    if len(ids) + args.max_new_tokens - 1 > run.seq_len:
-        raise CocomixError(
-            f"prompt ({len(ids)} tokens) + --max-new-tokens {args.max_new_tokens} exceeds the "
-            f"run's training context of {run.seq_len} tokens; shorten one of them"
-        )
+    # The last generated token is never fed back: the model reads prompt + new - 1 positions.
+    fits_prompt = len(ids) <= run.seq_len
+    require_fits_context(
+        max(len(ids), len(ids) + args.max_new_tokens - 1), run.seq_len,
+        what=f"the text the model reads (--prompt's {len(ids)} tokens + --max-new-tokens "
+             f"{args.max_new_tokens} - 1)",
+        fix=(f"lower --max-new-tokens to at most {run.seq_len - len(ids) + 1}, or shorten --prompt"
+             if fits_prompt else f"shorten --prompt to at most {run.seq_len} tokens"),
+    )
     result = steer_generate(
         run.model, torch.tensor([ids]), args.concept, args.scale, args.max_new_tokens,
         decode=run.tokenizer.decode, greedy=args.greedy, temperature=args.temperature,

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from cocomix.analysis.steering import require_fits_context
 from cocomix.concepts.dictionary import ConceptDictionary
 from cocomix.data.tokenizers import Tokenizer
 from cocomix.models import CocoMixLM
@@ -55,13 +56,16 @@ class LatentProfile:
 
 
 @torch.no_grad()
-def predicted_concepts(model: CocoMixLM, tokenizer: Tokenizer, text: str, top: int = 5) -> list[TokenConcepts]:
-    """Per token of ``text``: the ``top`` concepts with the largest predicted logits."""
+def predicted_concepts(model: CocoMixLM, tokenizer: Tokenizer, text: str, top: int = 5, *,
+                       context: int) -> list[TokenConcepts]:
+    """Per token of ``text``: the ``top`` concepts with the largest predicted logits.
+
+    ``context`` is the run's trained context (``LoadedRun.seq_len``, its ``train.seq_len``): the
+    text's tokens must fit it, the rule ``tools/steer.py`` applies too (``require_fits_context``)."""
     ids = tokenizer.encode(text)
     if not ids:
         raise CocomixError("the text encodes to no tokens")
-    if len(ids) > model.max_seq_len:
-        raise CocomixError(f"the text has {len(ids)} tokens; the model takes at most {model.max_seq_len}")
+    require_fits_context(len(ids), context, what="--text", fix=f"shorten it to at most {context} tokens")
     out = model.forward_lm(torch.tensor([ids]))
     if out.concept_logits is None:
         raise CocomixError(

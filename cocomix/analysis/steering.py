@@ -20,6 +20,10 @@ A scale must be finite (``require_finite_scale``): NaN or infinity makes the con
 so the next-token logits, NaN (greedy decoding then picks token 0, sampling fails). A finite scale
 so large that the model overflows is refused the same way, from a forward pass on the prompt
 before generating, and from the positions generated.
+
+``require_fits_context`` is the one length rule of the tools that run text through a model
+(``tools/steer.py``, ``tools/concepts.py``): every position the model reads must lie within the
+run's trained context (``train.seq_len``); positions beyond it were never trained.
 """
 
 from __future__ import annotations
@@ -65,6 +69,16 @@ def require_finite_scale(scale: float, option: str = "scale") -> float:
             f"(1 = no change; the paper uses -10..10)"
         )
     return float(scale)
+
+
+def require_fits_context(tokens: int, context: int, *, what: str, fix: str) -> None:
+    """The tools' one length rule: ``tokens`` positions fed to the model must fit the run's
+    trained context ``context`` (its ``train.seq_len``); else one error naming both and ``fix``."""
+    if tokens > context:
+        raise CocomixError(
+            f"{what} is {tokens} tokens, more than the run's trained context "
+            f"(train.seq_len={context}); {fix}"
+        )
 
 
 def require_concept_head(model: CocoMixLM, where: Path | str = "this model") -> torch.nn.Module:

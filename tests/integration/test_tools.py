@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ import torch
 
 from cocomix.runtime.flops import TeacherCost, training_flops_per_token
 from cocomix.concepts.sae import TopKSAE, save_openai_sae
-from cocomix.runtime.rundir import read_artifacts
+from cocomix.data.tokenizer_loading import load_tokenizer
+from cocomix.runtime.rundir import read_artifacts, read_config, write_config
 from cocomix.eval.run_folder import save_run_folder
 from cocomix.models import CocoLMConfig, create_cocomix_lm
 from cocomix.runtime.checkpoint import load_model_config
@@ -144,6 +146,37 @@ def test_steer_refuses_a_non_finite_scale_before_loading_the_run(
         f"error: --scale {scale} is not a finite number; give a finite logit multiplier "
         f"(1 = no change; the paper uses -10..10)"
     )
+
+
+def test_steer_and_concepts_hold_one_length_rule_the_trained_context(
+    concept_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A run trained on 16-token windows of a model built for 64: concepts used to accept up to 64.
+    run = tmp_path / "seq16"
+    shutil.copytree(concept_run, run)
+    config = read_config(run)
+    config["train"]["seq_len"] = 16
+    write_config(run, config)
+    text = "The ship sailed out of the harbour at dawn, and the gulls followed it far out to sea."
+    n = len(load_tokenizer(read_artifacts(run)["tokenizer"]).encode(text))
+    assert 16 < n + 3 <= 64
+    limit = "more than the run's trained context (train.seq_len=16); "
+    cases = [
+        ("concepts", ["--text", text, "--top", "2"], f"--text is {n} tokens, {limit}shorten it to at most 16 tokens"),
+        ("steer", ["--prompt", text, "--concept", "3", "--scale", "2", "--max-new-tokens", "4"],
+         f"the text the model reads (--prompt's {n} tokens + --max-new-tokens 4 - 1) is "
+         f"{max(n, n + 3)} tokens, {limit}" + ("shorten --prompt to at most 16 tokens" if n > 16 else
+                                              f"lower --max-new-tokens to at most {17 - n}, or shorten --prompt")),
+        ("steer", ["--prompt", "The ship", "--concept", "3", "--scale", "2", "--max-new-tokens", "40"],
+         "+ --max-new-tokens 40 - 1) is "),
+    ]
+    for name, args, expected in cases:
+        capsys.readouterr()
+        assert tool(name).main([str(run), *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+        assert expected in err and limit in err, err
+    assert "lower --max-new-tokens to at most" in err
 
 
 @pytest.mark.parametrize(

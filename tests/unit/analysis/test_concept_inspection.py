@@ -63,7 +63,7 @@ def test_predicted_concepts_and_marked_text(spm_path: Path) -> None:
     tok = load_tokenizer(spm_path)
     model = tiny(mixer="interleave", num_concepts=24, concept_topk=4)
     text = "Call me Ishmael."
-    rows = predicted_concepts(model, tok, text, top=3)
+    rows = predicted_concepts(model, tok, text, top=3, context=64)
     ids = tok.encode(text)
     assert len(rows) == len(ids)
     for row in rows:
@@ -73,4 +73,19 @@ def test_predicted_concepts_and_marked_text(spm_path: Path) -> None:
     shown = marked(tok, ids, 2, before=2, after=1)
     assert shown.replace("[[", "").replace("]]", "") in text
     with pytest.raises(CocomixError, match="no SAE concept logits"):
-        predicted_concepts(tiny(), tok, text)
+        predicted_concepts(tiny(), tok, text, context=64)
+
+
+def test_the_text_must_fit_the_trained_context_not_the_model_size(spm_path: Path) -> None:
+    # Before, the limit was the model's max_seq_len (64 here), so a run trained on 4-token windows
+    # was asked about positions it never saw; tools/steer.py held the trained context already.
+    tok = load_tokenizer(spm_path)
+    model = tiny(mixer="interleave", num_concepts=24, concept_topk=4)
+    text = "Call me Ishmael."
+    n = len(tok.encode(text))
+    assert 4 < n <= model.max_seq_len
+    assert len(predicted_concepts(model, tok, text, top=2, context=n)) == n
+    with pytest.raises(CocomixError) as info:
+        predicted_concepts(model, tok, text, top=2, context=4)
+    assert str(info.value) == (f"--text is {n} tokens, more than the run's trained context "
+                               f"(train.seq_len=4); shorten it to at most 4 tokens")

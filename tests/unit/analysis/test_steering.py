@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cocomix.analysis.steering import steer_generate, steering
+from cocomix.analysis.steering import require_fits_context, steer_generate, steering
 from cocomix.models import CocoLMConfig, CocoMixLM, create_cocomix_lm
 from cocomix.registry import CocomixError
 
@@ -101,3 +101,11 @@ def test_a_finite_scale_that_overflows_the_model_is_refused(greedy: bool) -> Non
     assert model.concept_head.steer is None
     # A large scale the model still computes with is kept (the paper's range is -10..10).
     steer_generate(model, PROMPT, concept=5, scale=1e4, max_new_tokens=4, greedy=greedy)
+
+
+def test_the_context_rule_names_the_limit_and_the_fix() -> None:
+    require_fits_context(64, 64, what="--text", fix="shorten it")
+    with pytest.raises(CocomixError) as info:
+        require_fits_context(65, 64, what="--text", fix="shorten it to at most 64 tokens")
+    assert str(info.value) == ("--text is 65 tokens, more than the run's trained context "
+                               "(train.seq_len=64); shorten it to at most 64 tokens")
