@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from cocomix.models import CocoLMConfig
 from cocomix.registry import CocomixError
-from cocomix.runtime.components import NO_CONCEPTS, needs_sae, planned_model_settings, teacher_plan
+from cocomix.runtime.components import NO_CONCEPTS, needs_sae, needs_teacher_run, planned_model_settings, teacher_plan
 from cocomix.runtime.compose import ComposedRecipe
 from cocomix.runtime.concept_artifacts import SAE_SOURCES
+from cocomix.runtime.teacher_sources import planned_teacher_recipe
 
 
 def check_run(composed: ComposedRecipe) -> None:
@@ -34,6 +35,15 @@ def _check_teacher_and_sae(composed: ComposedRecipe) -> None:
     """The teacher and SAE checked as far as their configs allow, without loading weights: a
     layer beyond the teacher, an SAE on another width or hook, a hub name while offline."""
     plan = teacher_plan(composed)
+    if needs_teacher_run(composed):  # trained later: its own values now, named as the teacher's
+        from cocomix.runtime.recipe import check_schedule
+
+        spec = composed.cfg.teacher
+        try:
+            check_schedule(planned_teacher_recipe(composed).cfg)
+        except CocomixError as err:
+            raise CocomixError(f"the teacher {spec.recipe} (with teacher.overrides={list(spec.overrides)}): "
+                               f"{err}") from None
     if needs_sae(composed):
         SAE_SOURCES.build(str(composed.cfg.sae.source)).plan(composed, plan.width if plan else None)
 

@@ -123,23 +123,21 @@ class RecipeTeacher(TeacherSource):
         return LoadedTeacher(CocoLMTeacher(load_trained_lm(node.run_dir)), node.identity, str(node.run_dir))
 
     def plan(self, composed: ComposedRecipe, *, reads_layer: bool = True) -> TeacherPlan | None:
-        spec = composed.cfg.teacher
-        return _recipe_teacher_plan(str(spec.recipe), tuple(str(o) for o in spec.overrides), composed.preset)
+        model = planned_teacher_recipe(composed).cfg.model
+        return TeacherPlan(int(model.model_dim), int(model.num_layers), f"recipe {composed.cfg.teacher.recipe}")
+
+
+def planned_teacher_recipe(composed: ComposedRecipe) -> ComposedRecipe:
+    """The teacher recipe ``composed`` trains on demand, composed with its overrides and preset."""
+    spec = composed.cfg.teacher
+    return _composed_teacher(str(spec.recipe), tuple(str(o) for o in spec.overrides), composed.preset)
 
 
 @functools.lru_cache(maxsize=64)
-def _recipe_teacher_plan(recipe: str, overrides: tuple[str, ...], preset: str) -> TeacherPlan:
-    """Composed and checked once per distinct teacher: a study's dozens of runs share a handful,
-    and every run's preflight asks (composing is most of a ``--dry-run``'s time)."""
-    from cocomix.runtime.recipe import check_schedule
-
-    teacher = compose_recipe(recipe, [f"preset={preset}", *overrides])
-    try:  # the teacher's own values, before anything is built (it is trained only later)
-        check_schedule(teacher.cfg)
-    except CocomixError as err:
-        raise CocomixError(f"the teacher {recipe} (with teacher.overrides={list(overrides)}): {err}") from None
-    model = teacher.cfg.model
-    return TeacherPlan(int(model.model_dim), int(model.num_layers), f"recipe {recipe}")
+def _composed_teacher(recipe: str, overrides: tuple[str, ...], preset: str) -> ComposedRecipe:
+    """Composed once per distinct teacher: a study's dozens of runs share a handful, and every
+    run's preflight asks (composing is most of a ``--dry-run``'s time). Read, never changed."""
+    return compose_recipe(recipe, [f"preset={preset}", *overrides])
 
 
 @TEACHER_SOURCES.register("checkpoint")
@@ -228,6 +226,7 @@ __all__ = [
     "TEACHER_SOURCES",
     "LoadedTeacher",
     "TeacherPlan",
+    "planned_teacher_recipe",
     "TeacherRun",
     "TeacherSource",
     "teacher_run",
