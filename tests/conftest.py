@@ -15,7 +15,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 
 # Under pytest-xdist (`-n 2`, the README's test command) each worker gets one core: one intra-op
-# thread per worker and per run it launches, not two workers each asking for every core.
+# thread for the tests' own torch work. A run sets its recipe's `threads` (2) while it trains.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch

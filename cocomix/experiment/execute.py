@@ -19,7 +19,7 @@ from cocomix.runtime.launch import run_task, train_lm
 from cocomix.runtime.preflight import check_run
 from cocomix.runtime.run_lock import RunLock
 from cocomix.runtime.rundir import RunDir
-from cocomix.runtime.world import is_rank_zero
+from cocomix.runtime.world import is_rank_zero, use_threads
 
 
 class RunInterrupted(Exception):
@@ -89,6 +89,7 @@ def _say_finished(plan: PlannedRun, run_dir: RunDir) -> None:
 def _run_one(plan: PlannedRun, run_dir: RunDir, cache_dir: Path, *, owner: bool) -> None:
     """Train one (arm, seed) into its folder, or say that it is already done."""
     label = f"[{plan.arm}/seed{plan.seed}]"
+    use_threads(int(plan.composed.cfg.threads))  # before env.json records the count
     resuming = run_dir.prepare(plan.composed.resolved(), owner=owner)
     last = run_dir.last_checkpoint_step()
     if _finished(plan, run_dir):

@@ -202,6 +202,7 @@ def build_concept_components(composed: ComposedRecipe, cache_dir: Path, data: Da
             "shard": data.train.meta.corpus_fingerprint,
             "seq_len": int(cfg.train.seq_len),
             "seed": int(cfg.seed),
+            "threads": int(cfg.threads),  # labels computed in this process follow its thread count
         },
         micro_batch_size=int(cfg.train.micro_batch_size),
         tokenizer=data.tokenizer,

@@ -129,7 +129,9 @@ class TrainedSAE(SAESource):
         spec = composed.cfg.sae
         layer = int(composed.cfg.teacher.layer)
         options = {k: spec[k] for k in ("n_latents", "k", "steps", "lr", "batch_tokens", "seq_len", "seed")}
-        identity = cache_key(teacher.identity, layer, options, data.train.meta.corpus_fingerprint)
+        # Built in this run's process: its bits follow the run's thread count (`threads`).
+        identity = cache_key(teacher.identity, layer, options, data.train.meta.corpus_fingerprint,
+                             {"threads": int(composed.cfg.threads)})
         folder = cache_dir / "saes" / f"sae-{identity}"
         if not (folder / "sae.pt").is_file():
             sae, report = train_sae_on_teacher(teacher.teacher, layer, data.train, data.valid, spec)

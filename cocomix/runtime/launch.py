@@ -12,6 +12,7 @@ import torch
 from cocomix.registry import CocomixError
 from cocomix.runtime.compose import ComposedRecipe
 from cocomix.runtime.rundir import write_artifacts
+from cocomix.runtime.world import use_threads
 
 
 def parameter_counts(
@@ -53,6 +54,7 @@ def train_lm(composed: ComposedRecipe, run_dir: Path, cache_dir: Path) -> None:
     from cocomix.runtime.components import build_concept_components
     from cocomix.runtime.recipe import CocomixRecipe, run_fairseq2, to_fairseq2_config
 
+    use_threads(int(composed.cfg.threads))
     data = prepare_data(composed, cache_dir)
     components = build_concept_components(composed, cache_dir, data)
     record_artifacts(run_dir, data, components)

@@ -9,10 +9,12 @@ from cocomix.cache_files import atomic_write_text
 from cocomix.runtime.artifacts import prepare_data
 from cocomix.runtime.compose import ComposedRecipe
 from cocomix.runtime.concept_artifacts import ensure_sae, ensure_teacher
+from cocomix.runtime.world import use_threads
 
 
 def train_sae_task(composed: ComposedRecipe, run_dir: Path, cache_dir: Path) -> dict[str, object]:
     """The same artifact a concept recipe would build, plus `sae_report.json` in the run folder."""
+    use_threads(int(composed.cfg.threads))
     data = prepare_data(composed, cache_dir)
     sae = ensure_sae(composed, cache_dir, ensure_teacher(composed, cache_dir, data), data)
     report = {**sae.report, "artifact": sae.identity, "path": str(sae.path)}

@@ -109,6 +109,10 @@ class RecipeSchema:
     validate_every: int = 1000
     log_every: int = 10
     keep_last_checkpoints: int = 2
+    threads: int = 2
+    """Intra-op CPU threads of this run and of the artifacts it builds (SAE, labels): some torch
+    kernels split their sums by thread count, so the count is part of the result and comes from
+    the recipe, not from the machine's cores or OMP_NUM_THREADS (docs/reliability.md)."""
     preset: str = "auto"
     """tiny | paper | auto (tiny on a machine without a GPU). Applied before command-line overrides."""
     width_matched: bool = False

@@ -89,6 +89,7 @@ def seed_rule(key: str) -> Rule:
 
 RULES: tuple[Rule, ...] = (
     seed_rule("seed"),
+    positive("threads", "number of threads"),
     positive("steps", "number of optimizer steps"),
     positive("checkpoint_every", "number of steps"),
     positive("validate_every", "number of steps"),

@@ -14,6 +14,15 @@ from __future__ import annotations
 import os
 
 
+def use_threads(threads: int) -> None:
+    """The intra-op thread count a recipe names (``threads``), whatever the machine's cores or
+    ``OMP_NUM_THREADS``: some kernels split their sums by thread count, so the same command gives
+    the same bits only at the same count (docs/reliability.md, "Determinism")."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def launcher_rank() -> int:
     """The global rank the launcher gave this process (0 for a plain single process)."""
     for key in ("RANK", "SLURM_PROCID"):
