@@ -41,3 +41,20 @@ def test_a_read_only_finished_run_is_nothing_to_do(
     assert again.path == run.path
     assert "[main/seed22] already at step 2; nothing to do" in capsys.readouterr().out
     assert _snapshot(run.path) == before
+
+
+def test_the_thread_count_comes_from_the_recipe_not_the_environment(tmp_path: Path, spm_path: Path) -> None:
+    """Issue 26: OMP_NUM_THREADS (or the machine's cores) used to decide the count, and with it
+    the last bits of every number; `threads=` decides it now, and the run records it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COCOMIX_ARTIFACTS": str(tmp_path / "artifacts")}
+    args = [*TINY, f"tokenizer.model_file={spm_path}", "threads=2", "--runs-dir", str(tmp_path)]
+    done = subprocess.run([sys.executable, "-m", "recipes.run", "pretrain/ntp", *args], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = tmp_path / "pretrain" / "ntp" / "main" / "seed22"
+    assert json.loads((run / "env.json").read_text())["torch_threads"] == 2

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 import torch
 
 from cocomix.registry import CocomixError
@@ -59,9 +60,10 @@ def test_run_folder_layout(straight: Path) -> None:
     assert (straight / "metrics" / "valid.jsonl").is_file()
     env = json.loads((straight / "env.json").read_text())
     assert env["packages"]["fairseq2"] == "0.8.1"
-    import torch
-
-    assert env["torch_threads"] == torch.get_num_threads()  # CPU bits depend on it
+    # CPU bits depend on the thread count: the recipe's (`threads`, default 2), not the test
+    # worker's one thread (tests/conftest.py), and recorded in both files.
+    assert env["torch_threads"] == 2
+    assert yaml.safe_load((straight / "config.yaml").read_text())["threads"] == 2
 
 
 def test_loss_drops_and_tensorboard_has_project_tags(straight: Path) -> None:
